@@ -1,0 +1,181 @@
+/*
+ * main - command line, start-up, signals and reload of the relaymilter daemon.
+ *
+ *   relaymilter -c FILE        run in the foreground
+ *   relaymilter -c FILE -t     check FILE and exit
+ *   relaymilter -V | -h
+ */
+#include <errno.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "callbacks.h"
+#include "config.h"
+#include "log.h"
+#include "snapshot.h"
+#include "store_redis.h"
+
+#ifndef RM_VERSION
+#define RM_VERSION "unknown"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: relaymilter -c FILE [-t]    run (or with -t: check FILE)\n"
+                 "       relaymilter -V              print version\n"
+                 "       relaymilter -h              this help\n");
+}
+
+/* The store survives a reload when the redis{} settings did not change, so a
+ * reload does not drop every Redis connection. */
+static struct snap *build_snapshot(struct rm_config *cfg, struct snap *prev)
+{
+    struct store *st;
+
+    if (prev != NULL && store_redis_matches(prev->store, cfg))
+        st = store_ref(prev->store);
+    else
+        st = store_redis_new(cfg);
+    return snap_new(cfg, st);
+}
+
+static void reload(const char *path)
+{
+    char err[600];
+    struct rm_config *cfg = cfg_load(path, err, sizeof(err));
+
+    if (cfg == NULL) {
+        msg_error("reload failed, keeping the configuration in force: %s", err);
+        return;
+    }
+    struct snap *prev = snap_acquire();
+    struct snap *next = build_snapshot(cfg, prev);
+    snap_release(prev);
+    log_set_level(cfg->log_level);
+    snap_publish(next);
+    msg_info("configuration reloaded from %s (generation %lu)", path, next->generation);
+}
+
+static void drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+
+    if (pw == NULL)
+        msg_fatal("milter.user: no such user \"%s\"", user);
+    if (initgroups(user, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0)
+        msg_fatal("cannot switch to user %s: %s", user, strerror(errno));
+}
+
+static void *milter_thread(void *arg)
+{
+    (void)arg;
+    if (smfi_main() != MI_SUCCESS)
+        msg_error("the milter library stopped with an error");
+    /* Wake the signal loop in main so the process exits. */
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+/*
+ * Signals. libmilter's own signal thread (started inside smfi_main) treats
+ * SIGHUP like SIGTERM and stops the milter; SPEC 3 wants SIGHUP to reload.
+ * So smfi_main runs in a second thread and the main thread waits for the
+ * signals with sigwait. Linux delivers a process-directed signal to the
+ * thread-group leader (this thread) first when it is waiting for it, so
+ * libmilter's thread never sees them; a stop goes through smfi_stop().
+ */
+static int serve(const char *path, struct rm_config *cfg)
+{
+    sigset_t set;
+    pthread_t tid;
+    int sig;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (smfi_setconn(cfg->socket) != MI_SUCCESS || smfi_settimeout(cfg->timeout) != MI_SUCCESS)
+        msg_fatal("%s: milter.socket \"%s\" is not usable", path, cfg->socket);
+    if (smfi_register(cb_filter) != MI_SUCCESS)
+        msg_fatal("smfi_register failed");
+    if (smfi_opensocket(1) != MI_SUCCESS)
+        msg_fatal("cannot listen on %s", cfg->socket);
+    if (cfg->user != NULL)
+        drop_privileges(cfg->user);
+    log_set_level(cfg->log_level);
+    snap_publish(build_snapshot(cfg, NULL));
+    msg_info("relaymilter %s listening on %s", RM_VERSION, cfg->socket);
+    if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
+        msg_fatal("cannot start the milter thread");
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(path);
+            continue;
+        }
+        msg_info("stopping on signal %d", sig);
+        smfi_stop();
+        break;
+    }
+    pthread_join(tid, NULL);
+    snap_shutdown();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int test = 0, opt;
+    char err[600];
+
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'V':
+            printf("relaymilter %s\n", RM_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct rm_config *cfg = cfg_load(path, err, sizeof(err));
+    if (test) {
+        if (cfg == NULL) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        printf("configuration OK\n");
+        cfg_free(cfg);
+        return 0;
+    }
+    /* Containers and test harnesses have no syslog: they ask for stderr. */
+    log_open("relaymilter", isatty(STDERR_FILENO) || getenv("RELAYMILTER_LOG_STDERR") != NULL);
+    if (cfg == NULL)
+        msg_fatal("%s", err);
+    return serve(path, cfg);
+}

@@ -1,0 +1,454 @@
+/*
+ * config - the relaymilter.conf loader; see config.h.
+ *
+ * Every error is reported as "FILE:LINE: what is wrong" for the first problem
+ * found, and loading stops there: a half-read config is never used.
+ */
+#include "config.h"
+
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST };
+
+/* One row per scalar key. Groups are "" (top level), "milter", "redis", "log";
+ * the limits groups and customers are shaped differently and parsed by code. */
+struct cfg_param {
+    const char *group;
+    const char *name;
+    enum cfg_type type;
+    size_t offset;
+    long long def_int;
+    const char *def_str;
+    long long min, max;
+    const char *const *choices; /* CT_ENUM: NULL-terminated */
+};
+
+static const char *const store_error_names[] = {"accept", "tempfail", NULL};
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+
+#define OFF(f) offsetof(struct rm_config, f)
+static const struct cfg_param cfg_params[] = {
+    {"milter", "socket", CT_STR, OFF(socket), 0, "inet:8890@127.0.0.1", 0, 0, NULL},
+    {"milter", "timeout", CT_INT, OFF(timeout), 30, NULL, 1, 3600, NULL},
+    {"milter", "user", CT_STR, OFF(user), 0, NULL, 0, 0, NULL},
+    {"redis", "host", CT_STR, OFF(redis_host), 0, "127.0.0.1", 0, 0, NULL},
+    {"redis", "port", CT_INT, OFF(redis_port), 6379, NULL, 1, 65535, NULL},
+    {"redis", "unix", CT_STR, OFF(redis_unix), 0, NULL, 0, 0, NULL},
+    {"redis", "sentinels", CT_STRLIST, OFF(sentinels), 0, NULL, 0, 0, NULL},
+    {"redis", "master", CT_STR, OFF(redis_master), 0, NULL, 0, 0, NULL},
+    {"redis", "username", CT_STR, OFF(redis_username), 0, NULL, 0, 0, NULL},
+    {"redis", "password", CT_STR, OFF(redis_password), 0, NULL, 0, 0, NULL},
+    {"redis", "db", CT_INT, OFF(redis_db), 0, NULL, 0, 1023, NULL},
+    {"redis", "prefix", CT_STR, OFF(prefix), 0, "relay:", 0, 0, NULL},
+    {"redis", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), 200, NULL, 1, 60000,
+     NULL},
+    {"redis", "command_timeout_ms", CT_INT, OFF(command_timeout_ms), 100, NULL, 1, 60000,
+     NULL},
+    {"redis", "pool_size", CT_INT, OFF(pool_size), 8, NULL, 1, 1024, NULL},
+    {"", "on_store_error", CT_ENUM, OFF(on_store_error), CFG_SE_ACCEPT, NULL, 0, 0,
+     store_error_names},
+    {"log", "level", CT_ENUM, OFF(log_level), LOG_LVL_INFO, NULL, 0, 0, level_names},
+    {"", "blocked_recipient_domains", CT_STRLIST, OFF(blocked_rcpt_domains), 0, NULL, 0,
+     0, NULL},
+};
+#define NPARAMS (sizeof(cfg_params) / sizeof(cfg_params[0]))
+
+/* Top-level names parsed by code rather than by the table. */
+static const char *const cfg_groups[] = {"milter", "redis", "log", "limits", "customers",
+                                         NULL};
+
+struct loader {
+    const char *path;
+    char *err;
+    size_t errlen;
+};
+
+static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+    RM_PRINTF(3, 4);
+
+static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s)
+                                                          : ld->path;
+    snprintf(ld->err, ld->errlen, "%s:%d: %s", file, s ? config_setting_source_line(s) : 0,
+             what);
+    return -1;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        msg_fatal("out of memory");
+    return d;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (p == NULL)
+        msg_fatal("out of memory");
+    return p;
+}
+
+static int get_strlist(struct loader *ld, const config_setting_t *s, const char *what,
+                       struct cfg_strlist *out)
+{
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return fail(ld, s, "%s must be a list of strings, e.g. [ \"a\", \"b\" ]", what);
+    int n = config_setting_length(s);
+    out->v = xcalloc((size_t)n, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING || !*config_setting_get_string(e))
+            return fail(ld, e, "%s: element %d must be a non-empty string", what, i + 1);
+        out->v[out->n++] = xstrdup(config_setting_get_string(e));
+    }
+    return 0;
+}
+
+static int get_int(struct loader *ld, const config_setting_t *s, const char *what,
+                   long long min, long long max, long long *out)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return fail(ld, s, "%s must be a whole number", what);
+    long long v = config_setting_get_int64(s);
+    if (v < min || v > max)
+        return fail(ld, s, "%s = %lld is out of range (%lld..%lld)", what, v, min, max);
+    *out = v;
+    return 0;
+}
+
+static int choice_index(const char *const *choices, const char *s)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], s) == 0)
+            return i;
+    return -1;
+}
+
+static int set_param(struct loader *ld, struct rm_config *cfg, const struct cfg_param *p,
+                     const config_setting_t *s)
+{
+    char *base = (char *)cfg + p->offset;
+    long long v;
+    const char *str;
+
+    switch (p->type) {
+    case CT_INT:
+        if (get_int(ld, s, p->name, p->min, p->max, &v) != 0)
+            return -1;
+        *(int *)base = (int)v;
+        return 0;
+    case CT_STR:
+        if ((str = config_setting_get_string(s)) == NULL || *str == '\0')
+            return fail(ld, s, "%s must be a non-empty string", p->name);
+        free(*(char **)base);
+        *(char **)base = xstrdup(str);
+        return 0;
+    case CT_ENUM:
+        if ((str = config_setting_get_string(s)) == NULL ||
+            (v = choice_index(p->choices, str)) < 0) {
+            char list[128] = "";
+            for (int i = 0; p->choices[i]; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         i ? " | " : "", p->choices[i]);
+            return fail(ld, s, "%s must be one of: %s", p->name, list);
+        }
+        *(int *)base = (int)v;
+        return 0;
+    case CT_STRLIST:
+        return get_strlist(ld, s, p->name, (struct cfg_strlist *)base);
+    }
+    msg_panic("config: unknown parameter type %d", p->type);
+}
+
+static void set_defaults(struct rm_config *cfg)
+{
+    for (size_t i = 0; i < NPARAMS; i++) {
+        const struct cfg_param *p = &cfg_params[i];
+        char *base = (char *)cfg + p->offset;
+        if (p->type == CT_INT || p->type == CT_ENUM)
+            *(int *)base = (int)p->def_int;
+        else if (p->type == CT_STR && p->def_str)
+            *(char **)base = xstrdup(p->def_str);
+    }
+    lim_builtin(&cfg->limits);
+}
+
+static const struct cfg_param *find_param(const char *group, const char *name)
+{
+    for (size_t i = 0; i < NPARAMS; i++)
+        if (strcmp(cfg_params[i].group, group) == 0 && strcmp(cfg_params[i].name, name) == 0)
+            return &cfg_params[i];
+    return NULL;
+}
+
+/* Parse a limits { } group into a partial lim_set. */
+static int load_limits(struct loader *ld, const config_setting_t *g, const char *where,
+                       struct lim_set *out)
+{
+    if (!config_setting_is_group(g))
+        return fail(ld, g, "%s must be a group { ... }", where);
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        int id = lim_field_find(name);
+        long long v;
+        if (id < 0)
+            return fail(ld, s, "unknown key %s.%s", where, name);
+        if (lim_field_kind(id) == LIM_KIND_ACTION) {
+            const char *str = config_setting_get_string(s);
+            if (str == NULL || lim_parse_value(id, str, &v) != 0)
+                return fail(ld, s, "%s.action must be one of: tempfail | reject | hold | monitor",
+                            where);
+        } else if (config_setting_type(s) == CONFIG_TYPE_BOOL &&
+                   lim_field_kind(id) == LIM_KIND_BOOL) {
+            v = config_setting_get_bool(s);
+        } else if (lim_field_kind(id) == LIM_KIND_BOOL) {
+            if (get_int(ld, s, name, 0, 1, &v) != 0)
+                return -1;
+        } else if (get_int(ld, s, name, -1, LIM_COUNT_MAX, &v) != 0) {
+            return -1;
+        }
+        out->v[id] = v;
+        out->set[id] = 1;
+    }
+    return 0;
+}
+
+static int load_customer(struct loader *ld, struct rm_config *cfg,
+                         const config_setting_t *g, struct cfg_customer *c,
+                         struct net_prefix **nets, size_t *nnets)
+{
+    struct cfg_strlist networks = {0};
+    int rc = 0;
+
+    if (!config_setting_is_group(g))
+        return fail(ld, g, "each customers entry must be a group { name = ...; }");
+    for (int i = 0; i < config_setting_length(g) && rc == 0; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        if (strcmp(name, "name") == 0) {
+            const char *str = config_setting_get_string(s);
+            if (str == NULL || *str == '\0')
+                rc = fail(ld, s, "customers.name must be a non-empty string");
+            else
+                c->name = xstrdup(str);
+        } else if (strcmp(name, "sasl") == 0) {
+            rc = get_strlist(ld, s, "customers.sasl", &c->sasl);
+        } else if (strcmp(name, "domains") == 0) {
+            rc = get_strlist(ld, s, "customers.domains", &c->domains);
+        } else if (strcmp(name, "networks") == 0) {
+            rc = get_strlist(ld, s, "customers.networks", &networks);
+        } else if (strcmp(name, "limits") == 0) {
+            rc = load_limits(ld, s, "customers.limits", &c->limits);
+        } else {
+            rc = fail(ld, s, "unknown key customers.%s", name);
+        }
+    }
+    if (rc == 0 && c->name == NULL)
+        rc = fail(ld, g, "customer without a name");
+    if (rc == 0 && cfg_customer_find(cfg, c->name) >= 0)
+        rc = fail(ld, g, "customer \"%s\" is defined twice", c->name);
+    const config_setting_t *ns = config_setting_get_member(g, "networks");
+    for (size_t i = 0; rc == 0 && i < networks.n; i++) {
+        struct net_prefix p;
+        if (net_parse_prefix(networks.v[i], &p) != 0) {
+            rc = fail(ld, config_setting_get_elem(ns, (unsigned)i),
+                      "customers.networks: \"%s\" is not an address or prefix",
+                      networks.v[i]);
+            break;
+        }
+        p.value = (int)(c - cfg->customers);
+        *nets = realloc(*nets, (*nnets + 1) * sizeof(**nets));
+        if (*nets == NULL)
+            msg_fatal("out of memory");
+        (*nets)[(*nnets)++] = p;
+    }
+    for (size_t i = 0; i < networks.n; i++)
+        free(networks.v[i]);
+    free(networks.v);
+    return rc;
+}
+
+static int load_customers(struct loader *ld, struct rm_config *cfg, const config_setting_t *l)
+{
+    if (!config_setting_is_list(l) && !(config_setting_is_array(l) && !config_setting_length(l)))
+        return fail(ld, l, "customers must be a list ( { ... }, { ... } )");
+    size_t n = (size_t)config_setting_length(l);
+    cfg->customers = xcalloc(n, sizeof(*cfg->customers));
+    for (size_t i = 0; i < n; i++) {
+        cfg->ncustomers = i; /* cfg_customer_find sees the ones before */
+        if (load_customer(ld, cfg, config_setting_get_elem(l, (unsigned)i),
+                          &cfg->customers[i], &cfg->networks, &cfg->nnetworks) != 0) {
+            cfg->ncustomers = i + 1;
+            return -1;
+        }
+    }
+    cfg->ncustomers = n;
+    net_table_sort(cfg->networks, cfg->nnetworks);
+    return 0;
+}
+
+static int load_group(struct loader *ld, struct rm_config *cfg, const config_setting_t *g)
+{
+    const char *gname = config_setting_name(g);
+
+    if (!config_setting_is_group(g))
+        return fail(ld, g, "%s must be a group { ... }", gname);
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const struct cfg_param *p = find_param(gname, config_setting_name(s));
+        if (p == NULL)
+            return fail(ld, s, "unknown key %s.%s", gname, config_setting_name(s));
+        if (set_param(ld, cfg, p, s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_top(struct loader *ld, struct rm_config *cfg, const config_setting_t *s)
+{
+    const char *name = config_setting_name(s);
+    const struct cfg_param *p = find_param("", name);
+
+    if (p)
+        return set_param(ld, cfg, p, s);
+    if (strcmp(name, "limits") == 0) {
+        struct lim_set over = {0};
+        if (load_limits(ld, s, "limits", &over) != 0)
+            return -1;
+        lim_overlay(&cfg->limits, &over);
+        return 0;
+    }
+    if (strcmp(name, "customers") == 0)
+        return load_customers(ld, cfg, s);
+    if (choice_index(cfg_groups, name) >= 0)
+        return load_group(ld, cfg, s);
+    return fail(ld, s, "unknown key %s", name);
+}
+
+/* Rules that join several keys. */
+static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
+{
+    const config_setting_t *redis = config_lookup(lc, "redis");
+
+    if (cfg->sentinels.n > 0 && cfg->redis_master == NULL)
+        return fail(ld, redis, "redis.sentinels needs redis.master (the monitored name)");
+    if (cfg->redis_master != NULL && cfg->sentinels.n == 0)
+        return fail(ld, redis, "redis.master needs redis.sentinels");
+    if (cfg->redis_username != NULL && cfg->redis_password == NULL)
+        return fail(ld, redis, "redis.username needs redis.password");
+    return 0;
+}
+
+struct rm_config *cfg_load(const char *path, char *err, size_t errlen)
+{
+    struct loader ld = {path, err, errlen};
+    struct rm_config *cfg = xcalloc(1, sizeof(*cfg));
+    config_t lc;
+    int rc = 0;
+
+    config_init(&lc);
+    cfg->path = xstrdup(path);
+    set_defaults(cfg);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s:0: cannot read the file", path);
+        else
+            snprintf(err, errlen, "%s:%d: %s",
+                     config_error_file(&lc) ? config_error_file(&lc) : path,
+                     config_error_line(&lc), config_error_text(&lc));
+        rc = -1;
+        goto out;
+    }
+    const config_setting_t *root = config_root_setting(&lc);
+    for (int i = 0; i < config_setting_length(root) && rc == 0; i++)
+        rc = load_top(&ld, cfg, config_setting_get_elem(root, (unsigned)i));
+    if (rc == 0)
+        rc = check_whole(&ld, cfg, &lc);
+out:
+    config_destroy(&lc);
+    if (rc != 0) {
+        cfg_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static void strlist_free(struct cfg_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+void cfg_free(struct rm_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < NPARAMS; i++) {
+        char *base = (char *)cfg + cfg_params[i].offset;
+        if (cfg_params[i].type == CT_STR)
+            free(*(char **)base);
+        else if (cfg_params[i].type == CT_STRLIST)
+            strlist_free((struct cfg_strlist *)base);
+    }
+    for (size_t i = 0; i < cfg->ncustomers; i++) {
+        free(cfg->customers[i].name);
+        strlist_free(&cfg->customers[i].sasl);
+        strlist_free(&cfg->customers[i].domains);
+    }
+    free(cfg->customers);
+    free(cfg->networks);
+    free(cfg->path);
+    free(cfg);
+}
+
+int cfg_customer_find(const struct rm_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ncustomers; i++)
+        if (cfg->customers[i].name && strcmp(cfg->customers[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login)
+{
+    for (size_t i = 0; i < cfg->ncustomers; i++)
+        for (size_t j = 0; j < cfg->customers[i].sasl.n; j++)
+            if (strcmp(cfg->customers[i].sasl.v[j], login) == 0)
+                return (int)i;
+    return -1;
+}
+
+int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr)
+{
+    return net_table_lookup(cfg->networks, cfg->nnetworks, addr);
+}
+
+void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set *out)
+{
+    *out = cfg->limits;
+    if (cust >= 0)
+        lim_overlay(out, &cfg->customers[cust].limits);
+}
+
+const char *cfg_store_error_name(int mode)
+{
+    return store_error_names[mode];
+}

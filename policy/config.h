@@ -1,0 +1,78 @@
+/*
+ * config - the relaymilter.conf loader (libconfig syntax, SPEC 4).
+ *
+ * Interface:
+ *   cfg_load(path, err, errlen)   parse and validate; NULL with "FILE:LINE: what"
+ *                                 in err on any error (unknown key, bad type,
+ *                                 value out of range, missing required key)
+ *   cfg_free(cfg)
+ *   cfg_customer_by_sasl(cfg, login)    customer index or -1
+ *   cfg_customer_by_addr(cfg, addr)     longest networks prefix, or -1
+ *   cfg_customer_find(cfg, name)        customer index by name, or -1
+ *   cfg_effective_limits(cfg, cust, out)  built-in < limits < customers[].limits
+ *
+ * Scalar keys are described by a table (type, default, min, max), so parsing
+ * and range checks are data and every key is named once. A loaded config is
+ * immutable: threads share it through snapshot.h.
+ */
+#ifndef RM_CONFIG_H
+#define RM_CONFIG_H
+
+#include <stddef.h>
+
+#include "limits.h"
+#include "netmatch.h"
+
+enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL };
+
+struct cfg_strlist {
+    char **v;
+    size_t n;
+};
+
+struct cfg_customer {
+    char *name;
+    struct cfg_strlist sasl;
+    struct cfg_strlist domains;
+    struct lim_set limits; /* only the fields the customer sets */
+};
+
+struct rm_config {
+    char *path;
+    /* milter */
+    char *socket;
+    int timeout;
+    char *user;
+    /* redis */
+    char *redis_host;
+    int redis_port;
+    char *redis_unix;
+    struct cfg_strlist sentinels;
+    char *redis_master;
+    char *redis_username;
+    char *redis_password;
+    int redis_db;
+    char *prefix;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    int pool_size;
+
+    int on_store_error;
+    int log_level;
+    struct lim_set limits; /* every field set: built-in overlaid by limits{} */
+    struct cfg_customer *customers;
+    size_t ncustomers;
+    struct net_prefix *networks; /* value = customer index */
+    size_t nnetworks;
+    struct cfg_strlist blocked_rcpt_domains;
+};
+
+struct rm_config *cfg_load(const char *path, char *err, size_t errlen);
+void cfg_free(struct rm_config *cfg);
+int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login);
+int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr);
+int cfg_customer_find(const struct rm_config *cfg, const char *name);
+void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set *out);
+const char *cfg_store_error_name(int mode);
+
+#endif

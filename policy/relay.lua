@@ -1,0 +1,154 @@
+-- relay.lua - the one server-side script of relaymilter.
+--
+-- ARGV[1] selects the operation. Every operation is one round trip and runs
+-- atomically inside Redis, which is what makes N milters on N hosts share one
+-- exact quota: no other client can read or write between our check and charge.
+--
+-- lookup  KEYS[1] = PREFIX.."sasl", KEYS[2] = PREFIX.."limits:"..FALLBACK
+--         ARGV[2] = SASL login ("" when none), ARGV[3] = PREFIX.."limits:"
+--         -> { customer-from-sasl-hash or "", garbage-flag, field, value, ... }
+--         The limits key is chosen here when the sasl hash names the customer;
+--         that key is not declared, which Redis Cluster would refuse: the
+--         supported topology is one primary (with replicas under Sentinel).
+--
+-- charge  KEYS[i] = counter hash of one (subject, window)
+--         ARGV[2] = recipients of the message
+--         ARGV[3*i], ARGV[3*i+1], ARGV[3*i+2] = window ms, message limit,
+--         recipient limit (-1: not limited) for KEYS[i]
+--         -> { 1, now_ms } admitted and charged, or
+--            { 0, i, metric ("m"|"r"), retry_ms } refused, nothing charged
+--
+-- refund  as charge, with ARGV[2] = recipients, and the charge time in
+--         ARGV[#ARGV]; gives back what that charge took, if its buckets are
+--         still there.
+--
+-- Counter hash (sliding window counter): e = number of the current fixed
+-- window (floor(now / W)), m / r = messages / recipients in it, pm / pr =
+-- those of the window before. The estimate over the last W is
+--     pm * (1 - f) + m     (f = elapsed fraction of the current window)
+-- and each key expires at the end of the window after its current one, i.e.
+-- within 2 W, once nothing more can depend on it.
+
+local op = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+if op == 'lookup' then
+  local customer = ''
+  local limkey = KEYS[2]
+  local garbage = 0
+  if ARGV[2] ~= '' then
+    local c = redis.pcall('HGET', KEYS[1], ARGV[2])
+    if type(c) == 'table' and c.err then
+      garbage = 1
+    elseif c and c ~= '' then
+      customer = c
+      limkey = ARGV[3] .. c
+    end
+  end
+  local fields = redis.pcall('HGETALL', limkey)
+  if fields.err then
+    garbage = 1
+    fields = {}
+  end
+  local out = { customer, garbage }
+  for i = 1, #fields do out[#out + 1] = fields[i] end
+  return out
+end
+
+-- Read one counter hash as of window number epoch. A value that is not a
+-- number (someone wrote garbage) counts as the limit: bad data never lifts a
+-- limit; the key is rewritten or expires within two windows.
+local function load(key, epoch, lm, lr)
+  local v = redis.call('HMGET', key, 'e', 'm', 'r', 'pm', 'pr')
+  local e = tonumber(v[1])
+  local s = { e = e, m = 0, r = 0, pm = 0, pr = 0, bad = false }
+  if v[1] and not e then s.bad = true end
+  local function num(x, lim)
+    if not x then return 0 end
+    local n = tonumber(x)
+    if not n or n < 0 then s.bad = true; return math.max(lim, 0) end
+    return n
+  end
+  if s.bad then
+    s.m, s.r = math.max(lm, 0), math.max(lr, 0)
+  elseif e == epoch then
+    s.m, s.r = num(v[2], lm), num(v[3], lr)
+    s.pm, s.pr = num(v[4], lm), num(v[5], lr)
+  elseif e == epoch - 1 then
+    s.pm, s.pr = num(v[2], lm), num(v[3], lr)
+  end
+  return s
+end
+
+-- How long until cost more fits under lim, given the window state: first the
+-- previous window's share decays; if the current window alone is too full,
+-- wait into the next window, where the current one becomes the previous.
+local function retry_after(w, f, prev, cur, cost, lim)
+  if cost > lim then return w end
+  if cur + cost <= lim then
+    return math.ceil(((1 - (lim - cur - cost) / prev) - f) * w)
+  end
+  return math.ceil((1 - f) * w + (1 - (lim - cost) / cur) * w)
+end
+
+local function check(s, w, f, n, lm, lr)
+  if lm >= 0 and s.pm * (1 - f) + s.m + 1 > lm then
+    return 'm', retry_after(w, f, s.pm, s.m, 1, lm)
+  end
+  if lr >= 0 and s.pr * (1 - f) + s.r + n > lr then
+    return 'r', retry_after(w, f, s.pr, s.r, n, lr)
+  end
+  return nil
+end
+
+local n = tonumber(ARGV[2])
+local now = (op == 'refund') and tonumber(ARGV[#ARGV]) or now_ms()
+local states = {}
+
+for i = 1, #KEYS do
+  local w, lm, lr = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local epoch = math.floor(now / w)
+  local s = load(KEYS[i], epoch, lm, lr)
+  if op == 'charge' then
+    local metric, retry = check(s, w, (now % w) / w, n, lm, lr)
+    if metric then
+      if s.bad then redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w) end
+      return { 0, i, metric, retry }
+    end
+  end
+  s.w, s.epoch = w, epoch
+  states[i] = s
+end
+
+if op == 'charge' then
+  for i = 1, #KEYS do
+    local s = states[i]
+    redis.call('HSET', KEYS[i], 'e', s.epoch, 'm', s.m + 1, 'r', s.r + n,
+      'pm', s.pm, 'pr', s.pr)
+    if s.e ~= s.epoch then redis.call('PEXPIREAT', KEYS[i], (s.epoch + 2) * s.w) end
+  end
+  return { 1, now }
+end
+
+if op == 'refund' then
+  for i = 1, #KEYS do
+    local s = states[i]
+    -- load() read the hash as of the charge's window; only give back to the
+    -- bucket the charge went into, whichever slot it sits in now.
+    local cur = redis.call('HGET', KEYS[i], 'e')
+    if tonumber(cur) == s.epoch and not s.bad then
+      redis.call('HSET', KEYS[i], 'm', math.max(s.m - 1, 0), 'r', math.max(s.r - n, 0))
+    elseif tonumber(cur) == s.epoch + 1 and not s.bad then
+      local v = redis.call('HMGET', KEYS[i], 'pm', 'pr')
+      redis.call('HSET', KEYS[i], 'pm', math.max((tonumber(v[1]) or 0) - 1, 0),
+        'pr', math.max((tonumber(v[2]) or 0) - n, 0))
+    end
+  end
+  return { 1, now }
+end
+
+return redis.error_reply('relaymilter: unknown operation')

@@ -1,0 +1,72 @@
+/*
+ * store - where shared limit state lives. The policy engine talks to this
+ * interface only; store_redis.c implements it over Redis, and unit tests use
+ * a fake.
+ *
+ * Interface (each call is one round trip, bounded by the store's timeouts):
+ *   store->ops->lookup(store, req, res)   MAIL FROM: the customer named by the
+ *                                         SASL hash, and its staff-edited limit
+ *                                         fields (raw name/value text)
+ *   store->ops->charge(store, q, res)     DATA: check and charge every counter
+ *                                         of q, all or nothing
+ *   store->ops->refund(store, q, ms)      an aborted message gives back a charge
+ *                                         made at store time ms
+ *   store_ref(s) / store_unref(s)         shared by config snapshots; the last
+ *                                         unref destroys it
+ * All return 0, or -1 with a reason in err (a store error: timeout, refused
+ * connection, unexpected reply); never block past the configured timeouts.
+ */
+#ifndef RM_STORE_H
+#define RM_STORE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "quota.h"
+
+enum { STORE_NAME_MAX = 256, STORE_FIELDS_MAX = 32, STORE_FIELD_LEN = 64, STORE_ERR_MAX = 160 };
+
+struct store_lookup_req {
+    const char *login;    /* SASL login, "" when none */
+    const char *fallback; /* the customer when the sasl hash does not name one */
+};
+
+struct store_lookup_res {
+    char customer[STORE_NAME_MAX]; /* "" when the sasl hash does not name one */
+    int garbage;                   /* a key held the wrong type */
+    int nfields;
+    int truncated; /* more fields (or longer ones) than kept */
+    char name[STORE_FIELDS_MAX][STORE_FIELD_LEN];
+    char value[STORE_FIELDS_MAX][STORE_FIELD_LEN];
+};
+
+struct store;
+
+struct store_ops {
+    int (*lookup)(struct store *s, const struct store_lookup_req *req,
+                  struct store_lookup_res *res, char *err);
+    int (*charge)(struct store *s, const struct quota_req *q, struct quota_result *res,
+                  char *err);
+    int (*refund)(struct store *s, const struct quota_req *q, long long charged_ms,
+                  char *err);
+    void (*destroy)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+    atomic_int refs;
+};
+
+static inline struct store *store_ref(struct store *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+static inline void store_unref(struct store *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+        s->ops->destroy(s);
+}
+
+#endif

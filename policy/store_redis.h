@@ -1,0 +1,24 @@
+/*
+ * store_redis - the store interface (store.h) over Redis with hiredis.
+ *
+ * Interface:
+ *   store_redis_new(cfg)          a pool of up to redis.pool_size connections,
+ *                                 opened lazily; never fails (connection errors
+ *                                 surface as store errors per call)
+ *   store_redis_matches(s, cfg)   1 when s was made from the same redis{} settings,
+ *                                 so a reload can keep the pool (and its connections)
+ *
+ * hiredis contexts are not thread-safe: a context belongs to one thread between
+ * pool_get and pool_put. A context that saw any error (timeout, EOF, protocol)
+ * is freed, never reused: a late reply would otherwise answer the next command.
+ */
+#ifndef RM_STORE_REDIS_H
+#define RM_STORE_REDIS_H
+
+#include "config.h"
+#include "store.h"
+
+struct store *store_redis_new(const struct rm_config *cfg);
+int store_redis_matches(const struct store *s, const struct rm_config *cfg);
+
+#endif
