@@ -105,7 +105,8 @@ static int serve(const char *path, struct rm_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (smfi_setconn(cfg->socket) != MI_SUCCESS || smfi_settimeout(cfg->timeout) != MI_SUCCESS)
+    if (smfi_setconn(cfg->socket) != MI_SUCCESS ||
+        smfi_settimeout(cfg->timeout) != MI_SUCCESS)
         msg_fatal("%s: milter.socket \"%s\" is not usable", path, cfg->socket);
     if (smfi_register(cb_filter) != MI_SUCCESS)
         msg_fatal("smfi_register failed");
@@ -174,7 +175,8 @@ int main(int argc, char **argv)
         return 0;
     }
     /* Containers and test harnesses have no syslog: they ask for stderr. */
-    log_open("relaymilter", isatty(STDERR_FILENO) || getenv("RELAYMILTER_LOG_STDERR") != NULL);
+    log_open("relaymilter",
+             isatty(STDERR_FILENO) || getenv("RELAYMILTER_LOG_STDERR") != NULL);
     if (cfg == NULL)
         msg_fatal("%s", err);
     return serve(path, cfg);

@@ -60,8 +60,8 @@ static const struct cfg_param cfg_params[] = {
 #define NPARAMS (sizeof(cfg_params) / sizeof(cfg_params[0]))
 
 /* Top-level names parsed by code rather than by the table. */
-static const char *const cfg_groups[] = {"milter", "redis", "log", "limits", "customers",
-                                         NULL};
+static const char *const cfg_groups[] = {"milter", "redis",     "log",
+                                         "limits", "customers", NULL};
 
 struct loader {
     const char *path;
@@ -80,10 +80,10 @@ static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s)
-                                                          : ld->path;
-    snprintf(ld->err, ld->errlen, "%s:%d: %s", file, s ? config_setting_source_line(s) : 0,
-             what);
+    const char *file =
+        s && config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+    snprintf(ld->err, ld->errlen, "%s:%d: %s", file,
+             s ? config_setting_source_line(s) : 0, what);
     return -1;
 }
 
@@ -112,7 +112,8 @@ static int get_strlist(struct loader *ld, const config_setting_t *s, const char 
     out->v = xcalloc((size_t)n, sizeof(char *));
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        if (config_setting_type(e) != CONFIG_TYPE_STRING || !*config_setting_get_string(e))
+        if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+            !*config_setting_get_string(e))
             return fail(ld, e, "%s: element %d must be a non-empty string", what, i + 1);
         out->v[out->n++] = xstrdup(config_setting_get_string(e));
     }
@@ -192,7 +193,8 @@ static void set_defaults(struct rm_config *cfg)
 static const struct cfg_param *find_param(const char *group, const char *name)
 {
     for (size_t i = 0; i < NPARAMS; i++)
-        if (strcmp(cfg_params[i].group, group) == 0 && strcmp(cfg_params[i].name, name) == 0)
+        if (strcmp(cfg_params[i].group, group) == 0 &&
+            strcmp(cfg_params[i].name, name) == 0)
             return &cfg_params[i];
     return NULL;
 }
@@ -213,8 +215,9 @@ static int load_limits(struct loader *ld, const config_setting_t *g, const char 
         if (lim_field_kind(id) == LIM_KIND_ACTION) {
             const char *str = config_setting_get_string(s);
             if (str == NULL || lim_parse_value(id, str, &v) != 0)
-                return fail(ld, s, "%s.action must be one of: tempfail | reject | hold | monitor",
-                            where);
+                return fail(
+                    ld, s, "%s.action must be one of: tempfail | reject | hold | monitor",
+                    where);
         } else if (config_setting_type(s) == CONFIG_TYPE_BOOL &&
                    lim_field_kind(id) == LIM_KIND_BOOL) {
             v = config_setting_get_bool(s);
@@ -285,9 +288,11 @@ static int load_customer(struct loader *ld, struct rm_config *cfg,
     return rc;
 }
 
-static int load_customers(struct loader *ld, struct rm_config *cfg, const config_setting_t *l)
+static int load_customers(struct loader *ld, struct rm_config *cfg,
+                          const config_setting_t *l)
 {
-    if (!config_setting_is_list(l) && !(config_setting_is_array(l) && !config_setting_length(l)))
+    if (!config_setting_is_list(l) &&
+        !(config_setting_is_array(l) && !config_setting_length(l)))
         return fail(ld, l, "customers must be a list ( { ... }, { ... } )");
     size_t n = (size_t)config_setting_length(l);
     cfg->customers = xcalloc(n, sizeof(*cfg->customers));

@@ -5,8 +5,8 @@
 
 #include <stdio.h>
 
-void id_fallback(const struct rm_config *cfg, const char *login, const struct net_addr *addr,
-                 char *out, size_t len)
+void id_fallback(const struct rm_config *cfg, const char *login,
+                 const struct net_addr *addr, char *out, size_t len)
 {
     char key[64];
     int idx;

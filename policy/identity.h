@@ -20,7 +20,7 @@
 #include "config.h"
 #include "netmatch.h"
 
-void id_fallback(const struct rm_config *cfg, const char *login, const struct net_addr *addr,
-                 char *out, size_t len);
+void id_fallback(const struct rm_config *cfg, const char *login,
+                 const struct net_addr *addr, char *out, size_t len);
 
 #endif

@@ -104,8 +104,9 @@ static void store_failed(struct pol_conn *c, const char *qid, const char *what,
 {
     const struct rm_config *cfg = c->snap->cfg;
 
-    msg_error("%s: store error at %s: %s (on_store_error=%s)", qid && *qid ? qid : "NOQUEUE",
-              what, err, cfg_store_error_name(cfg->on_store_error));
+    msg_error("%s: store error at %s: %s (on_store_error=%s)",
+              qid && *qid ? qid : "NOQUEUE", what, err,
+              cfg_store_error_name(cfg->on_store_error));
     if (cfg->on_store_error == CFG_SE_TEMPFAIL)
         set_reply(r, POL_TEMPFAIL, "451", "4.3.0",
                   "policy service unavailable, try again later");
@@ -119,10 +120,11 @@ static void apply_store_limits(struct pol_conn *c, const struct store_lookup_res
     const char *prefix = c->snap->cfg->prefix;
 
     if (res->garbage)
-        msg_warn("%slimits:%s or %ssasl holds the wrong type; ignored", prefix, c->customer,
-                 prefix);
+        msg_warn("%slimits:%s or %ssasl holds the wrong type; ignored", prefix,
+                 c->customer, prefix);
     if (res->truncated)
-        msg_warn("%slimits:%s: over-long or too many fields ignored", prefix, c->customer);
+        msg_warn("%slimits:%s: over-long or too many fields ignored", prefix,
+                 c->customer);
     for (int i = 0; i < res->nfields; i++) {
         int id = lim_field_find(res->name[i]);
         long long v;
@@ -148,7 +150,8 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
     struct store_lookup_res res;
     char err[STORE_ERR_MAX];
 
-    id_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer, sizeof(c->customer));
+    id_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer,
+                sizeof(c->customer));
     cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
     if (c->snap->store->ops->lookup(c->snap->store, &req, &res, err) != 0) {
         store_failed(c, NULL, "MAIL FROM", err, r);
@@ -162,8 +165,8 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
     return 0;
 }
 
-void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender, const char *login,
-              struct pol_reply *r)
+void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
+              const char *login, struct pol_reply *r)
 {
     const char *domain;
 
@@ -185,8 +188,8 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender, const c
         return;
     }
     if (c->lim.v[LIM_SUSPENDED]) {
-        set_reply(r, POL_REJECT, "550", "5.7.1", "sending suspended for %s, contact support",
-                  c->customer);
+        set_reply(r, POL_REJECT, "550", "5.7.1",
+                  "sending suspended for %s, contact support", c->customer);
         log_decision(c, NULL, "reject", "suspended");
         end_transaction(c);
     }
@@ -202,16 +205,16 @@ void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *r)
         return; /* RCPT outside a transaction: the MTA will refuse it */
     max = c->lim.v[LIM_MAX_RCPT];
     if (max != LIM_UNLIMITED && c->nrcpt >= max) {
-        set_reply(r, POL_TEMPFAIL, "452", "4.5.3", "too many recipients (max_recipients %lld)",
-                  max);
+        set_reply(r, POL_TEMPFAIL, "452", "4.5.3",
+                  "too many recipients (max_recipients %lld)", max);
         return;
     }
     c->nrcpt++;
 }
 
 /* Over a quota: the customer's action decides what the message gets. */
-static void over_quota(struct pol_conn *c, const char *qid, const struct quota_result *res,
-                       struct pol_reply *r)
+static void over_quota(struct pol_conn *c, const char *qid,
+                       const struct quota_result *res, struct pol_reply *r)
 {
     char text[256], reason[64];
     const struct quota_counter *qc = &c->q.c[res->counter];
@@ -249,7 +252,8 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
     if (quota_build(&c->q, cfg->prefix, c->customer, c->sender, &c->lim, c->nrcpt) != 0) {
         snprintf(err, sizeof(err), "key for customer %.64s too long", c->customer);
         store_failed(c, qid, "DATA", err, r);
-        log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail", "key_error");
+        log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail",
+                     "key_error");
         return;
     }
     if (c->snap->store->ops->charge(c->snap->store, &c->q, &res, err) != 0) {

@@ -40,8 +40,8 @@ struct pol_conn;
 
 struct pol_conn *pol_conn_new(const struct net_addr *addr);
 void pol_conn_free(struct pol_conn *c);
-void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender, const char *login,
-              struct pol_reply *reply);
+void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
+              const char *login, struct pol_reply *reply);
 void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *reply);
 void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *reply);
 int pol_eom(struct pol_conn *c, const char *qid);

@@ -73,6 +73,6 @@ void quota_refusal_text(const struct quota_req *q, const struct quota_result *re
     char when[32];
 
     quota_format_duration(res->retry_ms, when, sizeof(when));
-    snprintf(buf, len, "quota exceeded: %s %lld for %s, retry in %s", lim_field_name(field),
-             limit, customer, when);
+    snprintf(buf, len, "quota exceeded: %s %lld for %s, retry in %s",
+             lim_field_name(field), limit, customer, when);
 }

@@ -24,7 +24,12 @@
 
 #include "quota.h"
 
-enum { STORE_NAME_MAX = 256, STORE_FIELDS_MAX = 32, STORE_FIELD_LEN = 64, STORE_ERR_MAX = 160 };
+enum {
+    STORE_NAME_MAX = 256,
+    STORE_FIELDS_MAX = 32,
+    STORE_FIELD_LEN = 64,
+    STORE_ERR_MAX = 160
+};
 
 struct store_lookup_req {
     const char *login;    /* SASL login, "" when none */

@@ -61,7 +61,8 @@ static int setup_command(redisContext *c, int argc, const char **argv, char *out
 {
     size_t lens[4];
     for (int i = 0; i < argc; i++)
-        lens[i] = (i == argc - 1 && argv[i] == relay_lua) ? relay_lua_len : strlen(argv[i]);
+        lens[i] =
+            (i == argc - 1 && argv[i] == relay_lua) ? relay_lua_len : strlen(argv[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
     int ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
     if (!ok)
@@ -77,9 +78,10 @@ static redisContext *conn_open(struct store_redis *s, char *err)
 {
     const struct rm_config_redis *rc = &s->rc;
     char db[16], sha[64];
-    redisContext *c = rc->unix_path
-                          ? redisConnectUnixWithTimeout(rc->unix_path, ms_tv(rc->connect_ms))
-                          : redisConnectWithTimeout(rc->host, rc->port, ms_tv(rc->connect_ms));
+    redisContext *c =
+        rc->unix_path
+            ? redisConnectUnixWithTimeout(rc->unix_path, ms_tv(rc->connect_ms))
+            : redisConnectWithTimeout(rc->host, rc->port, ms_tv(rc->connect_ms));
 
     if (c == NULL) {
         snprintf(err, STORE_ERR_MAX, "redis: cannot allocate a connection");
@@ -371,8 +373,8 @@ static int redis_charge(struct store *base, const struct quota_req *q,
     return quota_call((struct store_redis *)base, q, "charge", -1, res, err);
 }
 
-static int redis_refund(struct store *base, const struct quota_req *q, long long charged_ms,
-                        char *err)
+static int redis_refund(struct store *base, const struct quota_req *q,
+                        long long charged_ms, char *err)
 {
     return quota_call((struct store_redis *)base, q, "refund", charged_ms, NULL, err);
 }
@@ -425,7 +427,8 @@ int store_redis_matches(const struct store *base, const struct rm_config *cfg)
     const struct store_redis *s = (const struct store_redis *)base;
     const struct rm_config_redis *rc = &s->rc;
 
-    return same_str(rc->host, cfg->redis_host) && same_str(rc->unix_path, cfg->redis_unix) &&
+    return same_str(rc->host, cfg->redis_host) &&
+           same_str(rc->unix_path, cfg->redis_unix) &&
            same_str(rc->username, cfg->redis_username) &&
            same_str(rc->password, cfg->redis_password) &&
            same_str(rc->prefix, cfg->prefix) && rc->port == cfg->redis_port &&

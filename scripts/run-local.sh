@@ -1,0 +1,22 @@
+#!/bin/sh
+# run-local.sh - install, build and run relaymilter in the foreground with the
+# sample config (postfix-example/relaymilter.conf) against the local Redis at
+# 127.0.0.1:6379, starting a private redis-server there if none answers.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+redis_pid=""
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    dir=$(mktemp -d /tmp/relaymilter-redis.XXXXXX)
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" &
+    redis_pid=$!
+    trap 'kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    echo "run-local.sh: started a private redis-server (pid $redis_pid)"
+fi
+echo "run-local.sh: relaymilter on inet:8890@127.0.0.1, Ctrl-C stops it"
+RELAYMILTER_LOG_STDERR=1 build/relaymilter -c postfix-example/relaymilter.conf
