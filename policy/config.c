@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
 #include "log.h"
 
 enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST };
@@ -51,6 +52,8 @@ static const struct cfg_param cfg_params[] = {
     {"redis", "command_timeout_ms", CT_INT, OFF(command_timeout_ms), 100, NULL, 1, 60000,
      NULL},
     {"redis", "pool_size", CT_INT, OFF(pool_size), 8, NULL, 1, 1024, NULL},
+    {"redis", "events_maxlen", CT_INT, OFF(events_maxlen), 10000, NULL, 0, 10000000,
+     NULL},
     {"", "on_store_error", CT_ENUM, OFF(on_store_error), CFG_SE_ACCEPT, NULL, 0, 0,
      store_error_names},
     {"log", "level", CT_ENUM, OFF(log_level), LOG_LVL_INFO, NULL, 0, 0, level_names},
@@ -116,6 +119,23 @@ static int get_strlist(struct loader *ld, const config_setting_t *s, const char 
             !*config_setting_get_string(e))
             return fail(ld, e, "%s: element %d must be a non-empty string", what, i + 1);
         out->v[out->n++] = xstrdup(config_setting_get_string(e));
+    }
+    return 0;
+}
+
+/* Domain lists are kept in canonical form (domain.h), so matching is a plain
+ * string compare whatever spelling the file used. */
+static int canon_domains(struct loader *ld, const config_setting_t *s, const char *what,
+                         struct cfg_strlist *l)
+{
+    char canon[DOM_MAX + 1];
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (dom_canonical(l->v[i], canon, sizeof(canon)) != 0)
+            return fail(ld, config_setting_get_elem(s, (unsigned)i),
+                        "%s: \"%s\" is not a domain name", what, l->v[i]);
+        free(l->v[i]);
+        l->v[i] = xstrdup(canon);
     }
     return 0;
 }
@@ -255,6 +275,8 @@ static int load_customer(struct loader *ld, struct rm_config *cfg,
             rc = get_strlist(ld, s, "customers.sasl", &c->sasl);
         } else if (strcmp(name, "domains") == 0) {
             rc = get_strlist(ld, s, "customers.domains", &c->domains);
+            if (rc == 0)
+                rc = canon_domains(ld, s, "customers.domains", &c->domains);
         } else if (strcmp(name, "networks") == 0) {
             rc = get_strlist(ld, s, "customers.networks", &networks);
         } else if (strcmp(name, "limits") == 0) {
@@ -331,8 +353,12 @@ static int load_top(struct loader *ld, struct rm_config *cfg, const config_setti
     const char *name = config_setting_name(s);
     const struct cfg_param *p = find_param("", name);
 
+    if (p && set_param(ld, cfg, p, s) != 0)
+        return -1;
+    if (p && p->offset == OFF(blocked_rcpt_domains))
+        return canon_domains(ld, s, name, &cfg->blocked_rcpt_domains);
     if (p)
-        return set_param(ld, cfg, p, s);
+        return 0;
     if (strcmp(name, "limits") == 0) {
         struct lim_set over = {0};
         if (load_limits(ld, s, "limits", &over) != 0)
@@ -451,6 +477,28 @@ void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set 
     *out = cfg->limits;
     if (cust >= 0)
         lim_overlay(out, &cfg->customers[cust].limits);
+}
+
+const char *cfg_domain_level(const struct rm_config *cfg, const char *domain)
+{
+    for (const char *d = domain; d != NULL; d = dom_parent(d))
+        for (size_t i = 0; i < cfg->ncustomers; i++)
+            for (size_t j = 0; j < cfg->customers[i].domains.n; j++)
+                if (strcmp(cfg->customers[i].domains.v[j], d) == 0)
+                    return d;
+    return NULL;
+}
+
+int cfg_domain_owner(const struct rm_config *cfg, const char *level, const char *customer)
+{
+    int idx = cfg_customer_find(cfg, customer);
+
+    if (idx < 0)
+        return 0;
+    for (size_t j = 0; j < cfg->customers[idx].domains.n; j++)
+        if (strcmp(cfg->customers[idx].domains.v[j], level) == 0)
+            return 1;
+    return 0;
 }
 
 const char *cfg_store_error_name(int mode)

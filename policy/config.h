@@ -10,6 +10,13 @@
  *   cfg_customer_by_addr(cfg, addr)     longest networks prefix, or -1
  *   cfg_customer_find(cfg, name)        customer index by name, or -1
  *   cfg_effective_limits(cfg, cust, out)  built-in < limits < customers[].limits
+ *   cfg_domain_level(cfg, domain)       the most specific suffix of a canonical
+ *                                       domain that some customers[].domains
+ *                                       names (pointer into domain), or NULL
+ *   cfg_domain_owner(cfg, level, name)  1 when customer name lists level
+ *
+ * Domain lists (customers[].domains, blocked_recipient_domains) are stored in
+ * canonical form (domain.h).
  *
  * Scalar keys are described by a table (type, default, min, max), so parsing
  * and range checks are data and every key is named once. A loaded config is
@@ -56,6 +63,7 @@ struct rm_config {
     int connect_timeout_ms;
     int command_timeout_ms;
     int pool_size;
+    int events_maxlen; /* 0: no events stream */
 
     int on_store_error;
     int log_level;
@@ -73,6 +81,9 @@ int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login);
 int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr);
 int cfg_customer_find(const struct rm_config *cfg, const char *name);
 void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set *out);
+const char *cfg_domain_level(const struct rm_config *cfg, const char *domain);
+int cfg_domain_owner(const struct rm_config *cfg, const char *level,
+                     const char *customer);
 const char *cfg_store_error_name(int mode);
 
 #endif

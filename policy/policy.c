@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "domain.h"
 #include "identity.h"
 #include "log.h"
 #include "quota.h"
@@ -25,7 +26,12 @@ struct pol_conn {
     char customer[STORE_NAME_MAX];
     struct lim_set lim;
     char sender[ADDR_MAX + 1];
+    char sender_domain[DOM_MAX + 1]; /* canonical; "" null sender or none */
     long long nrcpt;
+    int nblocked;           /* recipients refused for a blocked domain */
+    char rcpts[512];        /* the first recipients, for the events stream */
+    size_t dom_level_redis; /* length of the Redis-protected suffix, 0 none */
+    int dom_member_redis;
     int charged;
     long long charged_ms;
     int hold;
@@ -88,6 +94,20 @@ static void end_transaction(struct pol_conn *c)
     c->charged = 0;
     c->hold = 0;
     c->nrcpt = 0;
+    c->nblocked = 0;
+    c->rcpts[0] = '\0';
+}
+
+/* An entry in the events stream for a refusal decided before DATA (those at
+ * DATA travel inside the charge call). */
+static void record_event(struct pol_conn *c, const char *reason, const char *action)
+{
+    struct store *st = c->snap->store;
+    struct store_event ev = {"", c->customer, c->sender, c->rcpts, reason, action};
+    char err[STORE_ERR_MAX];
+
+    if (st->ops->event != NULL && st->ops->event(st, &ev, err) != 0)
+        msg_error("customer=%s: cannot record an event: %s", c->customer, err);
 }
 
 static void log_decision(const struct pol_conn *c, const char *qid, const char *action,
@@ -146,7 +166,7 @@ static void apply_store_limits(struct pol_conn *c, const struct store_lookup_res
 static int resolve_customer(struct pol_conn *c, const char *login, struct pol_reply *r)
 {
     const struct rm_config *cfg = c->snap->cfg;
-    struct store_lookup_req req = {login ? login : "", c->customer};
+    struct store_lookup_req req = {login ? login : "", c->customer, c->sender_domain};
     struct store_lookup_res res;
     char err[STORE_ERR_MAX];
 
@@ -162,7 +182,41 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
         cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
     }
     apply_store_limits(c, &res);
+    c->dom_level_redis = res.dom_level[0] ? strlen(res.dom_level) : 0;
+    c->dom_member_redis = res.dom_member;
     return 0;
+}
+
+/*
+ * Sender domain protection (SPEC 5). The most specific protected suffix of
+ * the sender domain decides, whether the config (customers[].domains) or Redis
+ * (PREFIX domain:SUFFIX) protects it; at equal depth the owners of both count.
+ * Suffixes of one name are ordered by length, so length compares depth.
+ * Returns NULL when the sender may use the domain, else the reason.
+ */
+static const char *domain_refusal(const struct pol_conn *c)
+{
+    const struct rm_config *cfg = c->snap->cfg;
+    const char *lvl =
+        c->sender_domain[0] ? cfg_domain_level(cfg, c->sender_domain) : NULL;
+    size_t cfg_len = lvl ? strlen(lvl) : 0;
+    int owner;
+
+    if (c->sender_domain[0] == '\0')
+        return NULL; /* the null sender (bounces) is never refused for ownership */
+    if (cfg_len == 0 && c->dom_level_redis == 0)
+        owner = -1; /* nobody protects it */
+    else if (cfg_len > c->dom_level_redis)
+        owner = cfg_domain_owner(cfg, lvl, c->customer);
+    else if (cfg_len < c->dom_level_redis)
+        owner = c->dom_member_redis;
+    else
+        owner = c->dom_member_redis || cfg_domain_owner(cfg, lvl, c->customer);
+    if (owner == 0)
+        return "sender_domain_owned_by_other";
+    if (owner < 0 && c->lim.v[LIM_OWN_DOMAINS_ONLY])
+        return "sender_domain_not_owned";
+    return NULL;
 }
 
 void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
@@ -182,27 +236,75 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
         end_transaction(c);
         return;
     }
+    /* A domain that is not a valid name cannot be anyone's: no protection
+     * applies, but own_domains_only still refuses it (nobody owns it). */
+    c->sender_domain[0] = '\0';
+    if (kind == ADDR_OK && (*domain == '\0' || dom_canonical(domain, c->sender_domain,
+                                                             sizeof(c->sender_domain))))
+        snprintf(c->sender_domain, sizeof(c->sender_domain), "invalid.");
     if (resolve_customer(c, login, r) != 0) {
         log_decision(c, NULL, "tempfail", "store_error");
         end_transaction(c);
         return;
     }
+    const char *reason = NULL;
     if (c->lim.v[LIM_SUSPENDED]) {
+        reason = "suspended";
         set_reply(r, POL_REJECT, "550", "5.7.1",
                   "sending suspended for %s, contact support", c->customer);
-        log_decision(c, NULL, "reject", "suspended");
+    } else if ((reason = domain_refusal(c)) != NULL) {
+        set_reply(r, POL_REJECT, "550", "5.7.1", "%s may not send as %s", c->customer,
+                  c->sender_domain);
+    }
+    if (reason != NULL) {
+        log_decision(c, NULL, "reject", reason);
+        record_event(c, reason, "reject");
         end_transaction(c);
     }
 }
 
+/* The blocked entry naming domain or its nearest parent, config or Redis. */
+static const char *blocked_domain(struct pol_conn *c, const char *domain)
+{
+    const struct rm_config *cfg = c->snap->cfg;
+    struct store *st = c->snap->store;
+    const char *hit =
+        dom_in_list(cfg->blocked_rcpt_domains.v, cfg->blocked_rcpt_domains.n, domain);
+
+    for (const char *d = domain; hit == NULL && d != NULL; d = dom_parent(d))
+        if (st->ops->rcpt_blocked != NULL && st->ops->rcpt_blocked(st, d))
+            hit = d;
+    return hit;
+}
+
+static void note_rcpt(struct pol_conn *c, const char *addr)
+{
+    size_t len = strlen(c->rcpts);
+
+    if (len + strlen(addr) + 2 < sizeof(c->rcpts))
+        snprintf(c->rcpts + len, sizeof(c->rcpts) - len, "%s%s", len ? "," : "", addr);
+}
+
 void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *r)
 {
+    char addr[ADDR_MAX + 1], canon[DOM_MAX + 1];
+    const char *domain, *hit;
     long long max;
 
-    (void)rcpt;
     reply_continue(r);
     if (c->snap == NULL)
         return; /* RCPT outside a transaction: the MTA will refuse it */
+    if (addr_normalise(rcpt, addr, sizeof(addr), &domain) == ADDR_OK && *domain &&
+        dom_canonical(domain, canon, sizeof(canon)) == 0 &&
+        (hit = blocked_domain(c, canon)) != NULL) {
+        set_reply(r, POL_REJECT, "550", "5.7.1", "relaying to %s is not allowed", hit);
+        msg_info("NOQUEUE: customer=%s sender=<%s> rcpt=<%s> action=reject "
+                 "reason=blocked_recipient_domain",
+                 c->customer, c->sender, addr);
+        c->nblocked++;
+        note_rcpt(c, addr);
+        return;
+    }
     max = c->lim.v[LIM_MAX_RCPT];
     if (max != LIM_UNLIMITED && c->nrcpt >= max) {
         set_reply(r, POL_TEMPFAIL, "452", "4.5.3",
@@ -210,6 +312,7 @@ void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *r)
         return;
     }
     c->nrcpt++;
+    note_rcpt(c, addr);
 }
 
 /* Over a quota: the customer's action decides what the message gets. */
@@ -256,7 +359,13 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
                      "key_error");
         return;
     }
-    if (c->snap->store->ops->charge(c->snap->store, &c->q, &res, err) != 0) {
+    struct store_event ev = {
+        qid ? qid : "", c->customer, c->sender,
+        c->rcpts,       "",          lim_action_name((int)c->lim.v[LIM_ACTION])};
+    c->q.event = &ev;
+    int rc = c->snap->store->ops->charge(c->snap->store, &c->q, &res, err);
+    c->q.event = NULL;
+    if (rc != 0) {
         store_failed(c, qid, "DATA", err, r);
         log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail",
                      "store_error");
@@ -287,6 +396,8 @@ void pol_abort(struct pol_conn *c)
 
     if (c->snap == NULL)
         return;
+    if (c->nblocked > 0 && c->nrcpt == 0)
+        record_event(c, "blocked_recipient_domain", "reject");
     if (c->charged) {
         if (c->snap->store->ops->refund(c->snap->store, &c->q, c->charged_ms, err) != 0)
             msg_error("customer=%s: refund of an aborted message failed: %s", c->customer,

@@ -34,10 +34,15 @@ struct quota_counter {
     int field_msg, field_rcpt;   /* lim_field ids, for the reply text */
 };
 
+struct store_event;
+
 struct quota_req {
     struct quota_counter c[QUOTA_MAX_COUNTERS];
     int n;
     long long nrcpt;
+    /* recorded in the events stream by the store if the charge is refused;
+     * NULL for none (its reason and action are filled in by the store) */
+    const struct store_event *event;
 };
 
 struct quota_result {

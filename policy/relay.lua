@@ -5,22 +5,28 @@
 -- exact quota: no other client can read or write between our check and charge.
 --
 -- lookup  KEYS[1] = PREFIX.."sasl", KEYS[2] = PREFIX.."limits:"..FALLBACK
---         ARGV[2] = SASL login ("" when none), ARGV[3] = PREFIX.."limits:"
---         -> { customer-from-sasl-hash or "", garbage-flag, field, value, ... }
---         The limits key is chosen here when the sasl hash names the customer;
---         that key is not declared, which Redis Cluster would refuse: the
---         supported topology is one primary (with replicas under Sentinel).
+--         ARGV[2] = SASL login ("" when none), ARGV[3] = PREFIX.."limits:",
+--         ARGV[4] = sender domain (canonical, "" for none),
+--         ARGV[5] = PREFIX.."domain:", ARGV[6] = blocked-domains set key ("":
+--         not wanted this time), ARGV[7] = the most members to return
+--         -> { customer-from-sasl-hash or "", garbage-flag, { field, value, ... },
+--              owned-level or "", customer-is-member, blocked-status (0 not
+--              asked, 1 here, 2 too large or wrong type), { blocked... } }
+--         The limits and domain keys are chosen here (the customer may come
+--         from the sasl hash); they are not declared, which Redis Cluster would
+--         refuse: the supported topology is one primary, replicas, Sentinel.
 --
 -- charge  KEYS[i] = counter hash of one (subject, window)
 --         ARGV[2] = recipients of the message
---         ARGV[3*i], ARGV[3*i+1], ARGV[3*i+2] = window ms, message limit,
---         recipient limit (-1: not limited) for KEYS[i]
+--         ARGV[5i-2 .. 5i+2] = window ms, message limit, recipient limit (-1:
+--         not limited), and the two limits' field names, for KEYS[i]
+--         then the event to record if refused: events stream key ("" none),
+--         MAXLEN, queue id, customer, sender, recipients, action
 --         -> { 1, now_ms } admitted and charged, or
 --            { 0, i, metric ("m"|"r"), retry_ms } refused, nothing charged
 --
--- refund  as charge, with ARGV[2] = recipients, and the charge time in
---         ARGV[#ARGV]; gives back what that charge took, if its buckets are
---         still there.
+-- refund  as charge, but after the per-key arguments only the charge time;
+--         gives back what that charge took, if its buckets are still there.
 --
 -- Counter hash (sliding window counter): e = number of the current fixed
 -- window (floor(now / W)), m / r = messages / recipients in it, pm / pr =
@@ -34,6 +40,22 @@ local op = ARGV[1]
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The most specific suffix of domain with a non-empty owner set decides; a
+-- set of the wrong type counts as no owners (and is reported as garbage).
+local function owners(domain, prefix, customer)
+  local d = domain
+  while d and d ~= '' do
+    local key = prefix .. d
+    local n = redis.pcall('SCARD', key)
+    if type(n) == 'number' and n > 0 then
+      return d, redis.call('SISMEMBER', key, customer)
+    end
+    local dot = string.find(d, '.', 1, true)
+    d = dot and string.sub(d, dot + 1) or nil
+  end
+  return '', 0
 end
 
 if op == 'lookup' then
@@ -54,9 +76,18 @@ if op == 'lookup' then
     garbage = 1
     fields = {}
   end
-  local out = { customer, garbage }
-  for i = 1, #fields do out[#out + 1] = fields[i] end
-  return out
+  local who = customer ~= '' and customer or string.sub(KEYS[2], #ARGV[3] + 1)
+  local level, member = owners(ARGV[4], ARGV[5], who)
+  local bstatus, blocked = 0, {}
+  if ARGV[6] ~= '' then
+    local n = redis.pcall('SCARD', ARGV[6])
+    if type(n) ~= 'number' or n > tonumber(ARGV[7]) then
+      bstatus = 2
+    else
+      bstatus, blocked = 1, redis.call('SMEMBERS', ARGV[6])
+    end
+  end
+  return { customer, garbage, fields, level, member, bstatus, blocked }
 end
 
 -- Read one counter hash as of window number epoch. A value that is not a
@@ -105,18 +136,30 @@ local function check(s, w, f, n, lm, lr)
   return nil
 end
 
+-- An over-limit message, for the events stream: support's first stop.
+local function record(i, metric, now)
+  local e = 5 * #KEYS + 3
+  if ARGV[e] == '' or tonumber(ARGV[e + 1]) == 0 then return end
+  redis.call('XADD', ARGV[e], 'MAXLEN', '~', ARGV[e + 1], '*',
+    'time', math.floor(now / 1000), 'queue_id', ARGV[e + 2], 'customer', ARGV[e + 3],
+    'sender', ARGV[e + 4], 'recipients', ARGV[e + 5],
+    'reason', ARGV[5 * i + (metric == 'm' and 1 or 2)], 'action', ARGV[e + 6])
+end
+
 local n = tonumber(ARGV[2])
-local now = (op == 'refund') and tonumber(ARGV[#ARGV]) or now_ms()
+local now = (op == 'refund') and tonumber(ARGV[5 * #KEYS + 3]) or now_ms()
 local states = {}
 
 for i = 1, #KEYS do
-  local w, lm, lr = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local a = 5 * i - 2
+  local w, lm, lr = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local epoch = math.floor(now / w)
   local s = load(KEYS[i], epoch, lm, lr)
   if op == 'charge' then
     local metric, retry = check(s, w, (now % w) / w, n, lm, lr)
     if metric then
       if s.bad then redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w) end
+      record(i, metric, now)
       return { 0, i, metric, retry }
     end
   end

@@ -11,6 +11,14 @@
  *                                         of q, all or nothing
  *   store->ops->refund(store, q, ms)      an aborted message gives back a charge
  *                                         made at store time ms
+ *   store->ops->rcpt_blocked(store, dom)  1 when the staff-edited set of blocked
+ *                                         recipient domains names dom (canonical,
+ *                                         the exact name; callers walk parents).
+ *                                         No round trip: a local copy refreshed
+ *                                         by lookup, never more than 2 s old
+ *   store->ops->event(store, ev, err)     append one entry to the events stream
+ *                                         (refusals before DATA; refusals at DATA
+ *                                         are recorded by charge, in its round trip)
  *   store_ref(s) / store_unref(s)         shared by config snapshots; the last
  *                                         unref destroys it
  * All return 0, or -1 with a reason in err (a store error: timeout, refused
@@ -22,6 +30,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "domain.h"
 #include "quota.h"
 
 enum {
@@ -32,8 +41,9 @@ enum {
 };
 
 struct store_lookup_req {
-    const char *login;    /* SASL login, "" when none */
-    const char *fallback; /* the customer when the sasl hash does not name one */
+    const char *login;         /* SASL login, "" when none */
+    const char *fallback;      /* the customer when the sasl hash does not name one */
+    const char *sender_domain; /* canonical, "" for none: ownership is looked up */
 };
 
 struct store_lookup_res {
@@ -43,6 +53,16 @@ struct store_lookup_res {
     int truncated; /* more fields (or longer ones) than kept */
     char name[STORE_FIELDS_MAX][STORE_FIELD_LEN];
     char value[STORE_FIELDS_MAX][STORE_FIELD_LEN];
+    /* sender domain protection: the most specific suffix of sender_domain
+     * with a non-empty PREFIX domain:SUFFIX set ("" when none), and whether the
+     * customer is among its members */
+    char dom_level[DOM_MAX + 1];
+    int dom_member;
+};
+
+/* One entry of the events stream; fields are text, "" when unknown. */
+struct store_event {
+    const char *qid, *customer, *sender, *recipients, *reason, *action;
 };
 
 struct store;
@@ -54,6 +74,8 @@ struct store_ops {
                   char *err);
     int (*refund)(struct store *s, const struct quota_req *q, long long charged_ms,
                   char *err);
+    int (*rcpt_blocked)(struct store *s, const char *domain);
+    int (*event)(struct store *s, const struct store_event *ev, char *err);
     void (*destroy)(struct store *s);
 };
 

@@ -8,9 +8,8 @@
  *   store_redis_matches(s, cfg)   1 when s was made from the same redis{} settings,
  *                                 so a reload can keep the pool (and its connections)
  *
- * hiredis contexts are not thread-safe: a context belongs to one thread between
- * pool_get and pool_put. A context that saw any error (timeout, EOF, protocol)
- * is freed, never reused: a late reply would otherwise answer the next command.
+ * Connections come from redis_pool.h; the blocked recipient domains are kept
+ * locally in a blockset.h copy refreshed by lookup.
  */
 #ifndef RM_STORE_REDIS_H
 #define RM_STORE_REDIS_H

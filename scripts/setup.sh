@@ -3,7 +3,7 @@
 # build relaymilter into ./build. Used by run-local.sh and test.sh.
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev check
+PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev check
       redis-server redis-tools postfix python3 miltertest"
 missing=""
 for p in $PKGS; do
