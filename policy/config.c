@@ -14,6 +14,7 @@
 
 #include "domain.h"
 #include "log.h"
+#include "sentinel.h"
 
 enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST };
 
@@ -382,6 +383,15 @@ static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
         return fail(ld, redis, "redis.sentinels needs redis.master (the monitored name)");
     if (cfg->redis_master != NULL && cfg->sentinels.n == 0)
         return fail(ld, redis, "redis.master needs redis.sentinels");
+    for (size_t i = 0; i < cfg->sentinels.n; i++) {
+        char host[256];
+        int port;
+        if (sentinel_split(cfg->sentinels.v[i], host, sizeof(host), &port) != 0)
+            return fail(ld,
+                        config_setting_get_elem(config_lookup(lc, "redis.sentinels"),
+                                                (unsigned)i),
+                        "redis.sentinels: \"%s\" is not HOST:PORT", cfg->sentinels.v[i]);
+    }
     if (cfg->redis_username != NULL && cfg->redis_password == NULL)
         return fail(ld, redis, "redis.username needs redis.password");
     return 0;

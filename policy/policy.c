@@ -118,18 +118,20 @@ static void log_decision(const struct pol_conn *c, const char *qid, const char *
              reason ? " reason=" : "", reason ? reason : "");
 }
 
-/* A store failure: the configured on_store_error decides. */
+/* A store failure: the configured on_store_error decides. It is logged in
+ * the message's one decision line, never in extra lines: an outage must not
+ * multiply the log volume (the pool logs the outage itself, once). */
 static void store_failed(struct pol_conn *c, const char *qid, const char *what,
                          const char *err, struct pol_reply *r)
 {
     const struct rm_config *cfg = c->snap->cfg;
+    char reason[STORE_ERR_MAX + 64];
 
-    msg_error("%s: store error at %s: %s (on_store_error=%s)",
-              qid && *qid ? qid : "NOQUEUE", what, err,
-              cfg_store_error_name(cfg->on_store_error));
     if (cfg->on_store_error == CFG_SE_TEMPFAIL)
         set_reply(r, POL_TEMPFAIL, "451", "4.3.0",
                   "policy service unavailable, try again later");
+    snprintf(reason, sizeof(reason), "store_error at=%s error=\"%s\"", what, err);
+    log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail", reason);
 }
 
 /* Staff-edited fields over the config's: a malformed value is ignored with a
@@ -174,7 +176,7 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
                 sizeof(c->customer));
     cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
     if (c->snap->store->ops->lookup(c->snap->store, &req, &res, err) != 0) {
-        store_failed(c, NULL, "MAIL FROM", err, r);
+        store_failed(c, NULL, "MAIL_FROM", err, r);
         return r->verdict == POL_CONTINUE ? 0 : -1;
     }
     if (res.customer[0] != '\0' && strcmp(res.customer, c->customer) != 0) {
@@ -243,7 +245,6 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
                                                              sizeof(c->sender_domain))))
         snprintf(c->sender_domain, sizeof(c->sender_domain), "invalid.");
     if (resolve_customer(c, login, r) != 0) {
-        log_decision(c, NULL, "tempfail", "store_error");
         end_transaction(c);
         return;
     }
@@ -355,8 +356,6 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
     if (quota_build(&c->q, cfg->prefix, c->customer, c->sender, &c->lim, c->nrcpt) != 0) {
         snprintf(err, sizeof(err), "key for customer %.64s too long", c->customer);
         store_failed(c, qid, "DATA", err, r);
-        log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail",
-                     "key_error");
         return;
     }
     struct store_event ev = {
@@ -367,8 +366,6 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
     c->q.event = NULL;
     if (rc != 0) {
         store_failed(c, qid, "DATA", err, r);
-        log_decision(c, qid, r->verdict == POL_CONTINUE ? "accept" : "tempfail",
-                     "store_error");
         return;
     }
     if (!res.admitted) {

@@ -1,5 +1,6 @@
 /*
- * redis_pool - pooled hiredis connections; see redis_pool.h.
+ * redis_pool - pooled hiredis connections, circuit breaker, Sentinel; see
+ * redis_pool.h.
  */
 #include "redis_pool.h"
 
@@ -10,20 +11,40 @@
 #include <string.h>
 #include <time.h>
 
+#include "breaker.h"
 #include "log.h"
 #include "relay_lua.h"
+#include "sentinel.h"
 #include "store.h"
 
 struct rpool {
-    char *host, *unix_path, *username, *password;
+    /* settings, copied: a pool may outlive the config it was made from */
+    char *host, *unix_path, *username, *password, *master;
+    struct cfg_strlist sentinels;
     int port, db, connect_ms, command_ms, size;
+
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    redisContext **idle; /* stack of open, healthy connections */
+    struct rconn **idle; /* stack of open, healthy connections */
     int nidle;
     int nopen; /* idle + lent out + being opened */
     char sha[41];
+    /* Sentinel mode: the primary's address, and a generation that moves on
+     * whenever it must be asked again; connections of older generations are
+     * closed instead of reused. */
+    char primary_host[256];
+    int primary_port;
+    int primary_known;
+    unsigned gen;
+    struct breaker br;
 };
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -54,31 +75,101 @@ void rpool_error(const redisContext *c, const redisReply *r, char *err)
         snprintf(err, STORE_ERR_MAX, "redis: unexpected reply type %d", r->type);
 }
 
-/* One command on a fresh connection during setup: AUTH, SELECT, SCRIPT LOAD. */
-static int setup_command(redisContext *c, int argc, const char **argv, char *out,
-                         size_t outlen, char *err)
+enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r)
+{
+    if (r == NULL || c->err)
+        return RP_BROKEN;
+    /* A replica (READONLY), a primary cut off from its replicas by
+     * min-replicas (NOREPLICAS), a replica out of sync (MASTERDOWN), a server
+     * still loading: none can take our writes; another server may. */
+    if (r->type == REDIS_REPLY_ERROR &&
+        (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "NOREPLICAS", 10) == 0 ||
+         strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "LOADING", 7) == 0))
+        return RP_WRONG_SERVER;
+    return RP_OK;
+}
+
+/* One command on a fresh connection during setup: AUTH, SELECT, ROLE, SCRIPT
+ * LOAD. The reply is returned for the caller to read, NULL on failure. */
+static redisReply *setup_command(redisContext *c, int argc, const char **argv, char *err)
 {
     size_t lens[4];
     for (int i = 0; i < argc; i++)
         lens[i] = argv[i] == relay_lua ? relay_lua_len : strlen(argv[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
-    int ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
-    if (!ok)
-        rpool_error(c, r, err);
-    else if (out)
-        snprintf(out, outlen, "%.*s", (int)r->len, r->str);
+    if (r && r->type != REDIS_REPLY_ERROR)
+        return r;
+    rpool_error(c, r, err);
+    if (r)
+        freeReplyObject(r);
+    return NULL;
+}
+
+static int setup_ok(redisContext *c, int argc, const char **argv, char *err)
+{
+    redisReply *r = setup_command(c, argc, argv, err);
+    if (r)
+        freeReplyObject(r);
+    return r ? 0 : -1;
+}
+
+/* With Sentinel, the server we reached must still be the primary: a stale
+ * answer or a failover in progress would otherwise send writes to a replica. */
+static int check_primary(redisContext *c, char *err)
+{
+    const char *role[] = {"ROLE"};
+    redisReply *r = setup_command(c, 1, role, err);
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_STRING &&
+             strcmp(r->element[0]->str, "master") == 0;
+    if (r && !ok)
+        snprintf(err, STORE_ERR_MAX,
+                 "redis: the server named by the sentinels is not a primary");
     if (r)
         freeReplyObject(r);
     return ok ? 0 : -1;
 }
 
-static redisContext *conn_open(struct rpool *p, char *err)
+/* Where to connect; in Sentinel mode ask the sentinels once per generation. */
+static int target(struct rpool *p, char *host, size_t hostlen, int *port, unsigned *gen,
+                  char *err)
 {
-    char db[16], sha[64];
-    redisContext *c =
-        p->unix_path ? redisConnectUnixWithTimeout(p->unix_path, ms_tv(p->connect_ms))
-                     : redisConnectWithTimeout(p->host, p->port, ms_tv(p->connect_ms));
+    struct sentinel_opts so = {p->sentinels.v, p->sentinels.n, p->master,    p->username,
+                               p->password,    p->connect_ms,  p->command_ms};
 
+    pthread_mutex_lock(&p->lock);
+    *gen = p->gen;
+    int known = p->primary_known;
+    snprintf(host, hostlen, "%s", known ? p->primary_host : (p->host ? p->host : ""));
+    *port = known ? p->primary_port : p->port;
+    pthread_mutex_unlock(&p->lock);
+    if (p->sentinels.n == 0 || known)
+        return 0;
+    if (sentinel_resolve(&so, host, hostlen, port, err) != 0)
+        return -1;
+    pthread_mutex_lock(&p->lock);
+    if (p->gen == *gen) {
+        snprintf(p->primary_host, sizeof(p->primary_host), "%s", host);
+        p->primary_port = *port;
+        p->primary_known = 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    msg_info("redis: primary for \"%s\" is %s:%d", p->master, host, *port);
+    return 0;
+}
+
+static struct rconn *conn_open(struct rpool *p, char *err)
+{
+    char host[256], db[16];
+    int port;
+    unsigned gen;
+    redisContext *c;
+
+    if (target(p, host, sizeof(host), &port, &gen, err) != 0)
+        return NULL;
+    c = p->unix_path && p->sentinels.n == 0
+            ? redisConnectUnixWithTimeout(p->unix_path, ms_tv(p->connect_ms))
+            : redisConnectWithTimeout(host, port, ms_tv(p->connect_ms));
     if (c == NULL) {
         snprintf(err, STORE_ERR_MAX, "redis: cannot allocate a connection");
         return NULL;
@@ -94,77 +185,159 @@ static redisContext *conn_open(struct rpool *p, char *err)
     if (p->password) {
         const char *auth[] = {"AUTH", p->username ? p->username : p->password,
                               p->password};
-        if (setup_command(c, p->username ? 3 : 2, auth, NULL, 0, err) != 0)
+        if (setup_ok(c, p->username ? 3 : 2, auth, err) != 0)
             goto fail;
     }
-    if (p->db != 0) {
-        snprintf(db, sizeof(db), "%d", p->db);
-        const char *sel[] = {"SELECT", db};
-        if (setup_command(c, 2, sel, NULL, 0, err) != 0)
-            goto fail;
-    }
+    snprintf(db, sizeof(db), "%d", p->db);
+    const char *sel[] = {"SELECT", db};
+    if (p->db != 0 && setup_ok(c, 2, sel, err) != 0)
+        goto fail;
+    if (p->sentinels.n > 0 && check_primary(c, err) != 0)
+        goto fail;
     /* Load the script on every new connection: cheap, and after a Redis
      * restart or failover the new server has it before the first EVALSHA. */
     const char *load[] = {"SCRIPT", "LOAD", relay_lua};
-    if (setup_command(c, 3, load, sha, sizeof(sha), err) != 0)
+    redisReply *r = setup_command(c, 3, load, err);
+    if (r == NULL)
         goto fail;
     pthread_mutex_lock(&p->lock);
-    snprintf(p->sha, sizeof(p->sha), "%.40s", sha);
+    if (r->type == REDIS_REPLY_STRING)
+        snprintf(p->sha, sizeof(p->sha), "%.40s", r->str);
     pthread_mutex_unlock(&p->lock);
-    return c;
+    freeReplyObject(r);
+    struct rconn *rc = malloc(sizeof(*rc));
+    if (rc == NULL)
+        msg_fatal("out of memory");
+    rc->ctx = c;
+    rc->gen = gen;
+    return rc;
 fail:
     redisFree(c);
     return NULL;
 }
 
+static void conn_close(struct rconn *rc)
+{
+    redisFree(rc->ctx);
+    free(rc);
+}
+
+/* Called with the lock held. In Sentinel mode any failure may be a failover:
+ * ask the sentinels again before the next connect, and retire the idle
+ * connections to the old primary. */
+static void forget_primary(struct rpool *p)
+{
+    if (p->sentinels.n == 0)
+        return;
+    p->primary_known = 0;
+    p->gen++;
+    while (p->nidle > 0) {
+        conn_close(p->idle[--p->nidle]);
+        p->nopen--;
+    }
+}
+
+/* Called with the lock held: one outcome for the breaker. */
+static void record(struct rpool *p, int ok, const char *err)
+{
+    if (ok) {
+        if (br_success(&p->br))
+            msg_info("redis: reachable again; circuit closed");
+        return;
+    }
+    if (br_failure(&p->br, mono_ms()))
+        msg_error("redis: %d failures in a row (last: %s); circuit open, messages get "
+                  "on_store_error without waiting until a probe succeeds",
+                  RP_FAIL_THRESHOLD, err);
+    else if (br_is_open(&p->br))
+        msg_warn("redis: probe failed (%s); next try in at most %lld ms", err,
+                 p->br.backoff_ms);
+}
+
 /* Waiting for a free connection counts against the command timeout too: a
  * pool exhausted by a hung Redis must not queue every SMTP session behind it. */
-redisContext *rpool_get(struct rpool *p, char *err)
+static int wait_slot(struct rpool *p, struct rconn **out)
 {
     struct timespec until;
-    redisContext *c = NULL;
     int rc = 0;
 
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += (long)p->command_ms * 1000000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&p->lock);
     while (p->nidle == 0 && p->nopen >= p->size && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&p->cond, &p->lock, &until);
-    if (p->nidle > 0) {
-        c = p->idle[--p->nidle];
-    } else if (p->nopen < p->size) {
-        p->nopen++; /* reserve a slot; connect outside the lock */
-    } else {
+    while (p->nidle > 0) {
+        struct rconn *c = p->idle[--p->nidle];
+        if (c->gen == p->gen) {
+            *out = c;
+            return 0;
+        }
+        conn_close(c);
+        p->nopen--;
+    }
+    if (p->nopen >= p->size)
+        return -1;
+    p->nopen++; /* reserve a slot; connect outside the lock */
+    *out = NULL;
+    return 0;
+}
+
+struct rconn *rpool_get(struct rpool *p, char *err)
+{
+    struct rconn *c = NULL;
+    long long wait_ms;
+
+    pthread_mutex_lock(&p->lock);
+    if (!br_admit(&p->br, mono_ms(), &wait_ms)) {
+        pthread_mutex_unlock(&p->lock);
+        snprintf(err, STORE_ERR_MAX,
+                 "redis: unavailable (circuit open, next probe in %lld ms)", wait_ms);
+        return NULL;
+    }
+    if (wait_slot(p, &c) != 0) {
+        br_abandon(&p->br);
         pthread_mutex_unlock(&p->lock);
         snprintf(err, STORE_ERR_MAX, "redis: all %d connections busy", p->size);
         return NULL;
     }
     pthread_mutex_unlock(&p->lock);
-    if (c == NULL && (c = conn_open(p, err)) == NULL) {
-        pthread_mutex_lock(&p->lock);
-        p->nopen--;
-        pthread_cond_signal(&p->cond);
-        pthread_mutex_unlock(&p->lock);
-    }
-    return c;
+    if (c != NULL || (c = conn_open(p, err)) != NULL)
+        return c;
+    pthread_mutex_lock(&p->lock);
+    p->nopen--;
+    record(p, 0, err);
+    forget_primary(p);
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
-void rpool_put(struct rpool *p, redisContext *c, int healthy)
+void rpool_put(struct rpool *p, struct rconn *c, enum rpool_status status)
 {
+    char err[STORE_ERR_MAX];
+
     pthread_mutex_lock(&p->lock);
-    if (healthy && c->err == 0) {
+    if (status == RP_OK && c->ctx->err == 0 && c->gen == p->gen) {
         p->idle[p->nidle++] = c;
+        record(p, 1, NULL);
     } else {
+        snprintf(err, sizeof(err), "%s",
+                 status == RP_WRONG_SERVER ? "not a writable primary"
+                 : c->ctx->errstr[0]       ? c->ctx->errstr
+                                           : "connection retired");
+        if (status != RP_OK)
+            record(p, 0, err);
+        if (status != RP_OK)
+            forget_primary(p);
         p->nopen--;
-        redisFree(c);
+        conn_close(c);
     }
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
 
-redisReply *rpool_script(struct rpool *p, redisContext *c, int argc, const char **argv,
+redisReply *rpool_script(struct rpool *p, struct rconn *rc, int argc, const char **argv,
                          size_t *lens)
 {
     char sha[41];
@@ -176,7 +349,7 @@ redisReply *rpool_script(struct rpool *p, redisContext *c, int argc, const char 
     argv[1] = sha;
     lens[0] = 7;
     lens[1] = strlen(sha);
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = redisCommandArgv(rc->ctx, argc, argv, lens);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         /* SCRIPT FLUSH, or a server that lost its cache: EVAL loads it again. */
         freeReplyObject(r);
@@ -184,7 +357,7 @@ redisReply *rpool_script(struct rpool *p, redisContext *c, int argc, const char 
         argv[1] = relay_lua;
         lens[0] = 4;
         lens[1] = relay_lua_len;
-        r = redisCommandArgv(c, argc, argv, lens);
+        r = redisCommandArgv(rc->ctx, argc, argv, lens);
     }
     return r;
 }
@@ -217,12 +390,17 @@ struct rpool *rpool_new(const struct rm_config *cfg)
 {
     struct rpool *p = calloc(1, sizeof(*p));
 
-    if (p == NULL || (p->idle = calloc((size_t)cfg->pool_size, sizeof(*p->idle))) == NULL)
+    if (p == NULL ||
+        (p->idle = calloc((size_t)cfg->pool_size, sizeof(*p->idle))) == NULL ||
+        (p->sentinels.v = calloc(cfg->sentinels.n + 1, sizeof(char *))) == NULL)
         msg_fatal("out of memory");
     p->host = dup_or_null(cfg->redis_host);
     p->unix_path = dup_or_null(cfg->redis_unix);
     p->username = dup_or_null(cfg->redis_username);
     p->password = dup_or_null(cfg->redis_password);
+    p->master = dup_or_null(cfg->redis_master);
+    for (size_t i = 0; i < cfg->sentinels.n; i++)
+        p->sentinels.v[p->sentinels.n++] = dup_or_null(cfg->sentinels.v[i]);
     p->port = cfg->redis_port;
     p->db = cfg->redis_db;
     p->connect_ms = cfg->connect_timeout_ms;
@@ -230,21 +408,37 @@ struct rpool *rpool_new(const struct rm_config *cfg)
     p->size = cfg->pool_size;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    br_init(&p->br, RP_FAIL_THRESHOLD, RP_BACKOFF_BASE_MS, RP_BACKOFF_MAX_MS,
+            (unsigned)time(NULL) ^ (unsigned)(size_t)p);
     return p;
 }
 
 void rpool_free(struct rpool *p)
 {
     for (int i = 0; i < p->nidle; i++)
-        redisFree(p->idle[i]);
+        conn_close(p->idle[i]);
+    for (size_t i = 0; i < p->sentinels.n; i++)
+        free(p->sentinels.v[i]);
+    free(p->sentinels.v);
     free(p->idle);
     free(p->host);
     free(p->unix_path);
     free(p->username);
     free(p->password);
+    free(p->master);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     free(p);
+}
+
+static int same_list(const struct cfg_strlist *a, const struct cfg_strlist *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i], b->v[i]) != 0)
+            return 0;
+    return 1;
 }
 
 int rpool_matches(const struct rpool *p, const struct rm_config *cfg)
@@ -252,7 +446,9 @@ int rpool_matches(const struct rpool *p, const struct rm_config *cfg)
     return same_str(p->host, cfg->redis_host) &&
            same_str(p->unix_path, cfg->redis_unix) &&
            same_str(p->username, cfg->redis_username) &&
-           same_str(p->password, cfg->redis_password) && p->port == cfg->redis_port &&
+           same_str(p->password, cfg->redis_password) &&
+           same_str(p->master, cfg->redis_master) &&
+           same_list(&p->sentinels, &cfg->sentinels) && p->port == cfg->redis_port &&
            p->db == cfg->redis_db && p->connect_ms == cfg->connect_timeout_ms &&
            p->command_ms == cfg->command_timeout_ms && p->size == cfg->pool_size;
 }

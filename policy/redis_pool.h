@@ -1,14 +1,18 @@
 /*
  * redis_pool - a bounded pool of hiredis connections shared by the milter's
- * threads, and the helpers every Redis call needs.
+ * threads, with a circuit breaker and Sentinel discovery.
  *
  * Interface:
  *   rpool_new(cfg) / rpool_free(p)
  *   rpool_matches(p, cfg)        1 when cfg has the same connection settings
  *   rpool_get(p, err)            a connection for this thread alone, or NULL
- *                                (store error in err) within command_timeout_ms
- *   rpool_put(p, c, healthy)     give it back; an unhealthy one is closed
- *   rpool_script(p, c, argc, argv, lens)
+ *                                with a store error in err; never waits longer
+ *                                than connect_timeout_ms + command_timeout_ms,
+ *                                and returns at once while the circuit is open
+ *   rpool_put(p, rc, status)     give it back with the outcome of its call
+ *   rpool_status_of(c, r)        the outcome of a reply (RP_OK, RP_BROKEN,
+ *                                RP_WRONG_SERVER)
+ *   rpool_script(p, rc, argc, argv, lens)
  *                                run relay.lua: argv[0] and argv[1] are filled
  *                                in here (EVALSHA sha, or EVAL body once the
  *                                server lost its script cache)
@@ -18,6 +22,12 @@
  * hiredis contexts are not thread-safe: a context belongs to one thread between
  * get and put. A context that saw any error (timeout, EOF, protocol) is freed,
  * never reused: a late reply would otherwise answer the next command.
+ *
+ * Circuit breaker: after RP_FAIL_THRESHOLD failures in a row the circuit opens
+ * and every call fails at once (no timeout paid per message); one probe call
+ * is let through after a back-off that doubles up to RP_BACKOFF_MAX_MS, with
+ * jitter so that many front-ends do not reconnect in lock step. A successful
+ * call closes the circuit. Transitions are logged, not every failure.
  */
 #ifndef RM_REDIS_POOL_H
 #define RM_REDIS_POOL_H
@@ -27,14 +37,28 @@
 
 #include "config.h"
 
+enum { RP_FAIL_THRESHOLD = 3, RP_BACKOFF_BASE_MS = 200, RP_BACKOFF_MAX_MS = 4000 };
+
+enum rpool_status {
+    RP_OK,          /* the server answered (even with an error reply) */
+    RP_BROKEN,      /* timeout, EOF, protocol error: the connection is dead */
+    RP_WRONG_SERVER /* READONLY and kin: a replica or a demoted primary */
+};
+
 struct rpool;
+
+struct rconn {
+    redisContext *ctx;
+    unsigned gen; /* the primary's generation it was opened for */
+};
 
 struct rpool *rpool_new(const struct rm_config *cfg);
 void rpool_free(struct rpool *p);
 int rpool_matches(const struct rpool *p, const struct rm_config *cfg);
-redisContext *rpool_get(struct rpool *p, char *err);
-void rpool_put(struct rpool *p, redisContext *c, int healthy);
-redisReply *rpool_script(struct rpool *p, redisContext *c, int argc, const char **argv,
+struct rconn *rpool_get(struct rpool *p, char *err);
+void rpool_put(struct rpool *p, struct rconn *rc, enum rpool_status status);
+enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r);
+redisReply *rpool_script(struct rpool *p, struct rconn *rc, int argc, const char **argv,
                          size_t *lens);
 void rpool_error(const redisContext *c, const redisReply *r, char *err);
 int rpool_int(const redisReply *r, size_t i, long long *out);

@@ -28,6 +28,15 @@ static int make_key(char *buf, size_t len, const char *prefix, const char *name,
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
+/* Every call ends here: the connection goes back with the call's outcome. */
+static int finish(struct store_redis *s, struct rconn *c, redisReply *r, int rc)
+{
+    rpool_put(s->pool, c, rpool_status_of(c->ctx, r));
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
 /* The blocked-domain members, canonicalised for bset (staff may type
  * "Spamtrap.Example."); names that are not domains are skipped. */
 static void install_blocked(struct store_redis *s, const redisReply *set)
@@ -124,18 +133,15 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     size_t lens[ARGC];
     for (int i = 2; i < ARGC; i++)
         lens[i] = strlen(argv[i]);
-    redisContext *c = rpool_get(s->pool, err);
+    struct rconn *c = rpool_get(s->pool, err);
     if (c == NULL)
         return -1;
     redisReply *r = rpool_script(s->pool, c, ARGC, argv, lens);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        rpool_error(c, r, err);
+        rpool_error(c->ctx, r, err);
     else if ((rc = parse_lookup(s, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed lookup reply");
-    if (r)
-        freeReplyObject(r);
-    rpool_put(s->pool, c, r != NULL);
-    return rc;
+    return finish(s, c, r, rc);
 }
 
 enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 2 + 5 * QUOTA_MAX_COUNTERS + 7 };
@@ -234,18 +240,15 @@ static int quota_call(struct store_redis *s, const struct quota_req *q, const ch
     }
     make_key(events_key, sizeof(events_key), s->prefix, "events", NULL);
     quota_args(s, q, op, charged_ms, &a, events_key);
-    redisContext *c = rpool_get(s->pool, err);
+    struct rconn *c = rpool_get(s->pool, err);
     if (c == NULL)
         return -1;
     redisReply *r = rpool_script(s->pool, c, a.argc, a.argv, a.lens);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        rpool_error(c, r, err);
+        rpool_error(c->ctx, r, err);
     else if ((rc = parse_charge(q, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed %s reply", op);
-    if (r)
-        freeReplyObject(r);
-    rpool_put(s->pool, c, r != NULL);
-    return rc;
+    return finish(s, c, r, rc);
 }
 
 static int redis_charge(struct store *base, const struct quota_req *q,
@@ -286,18 +289,15 @@ static int redis_event(struct store *base, const struct store_event *ev, char *e
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
         lens[i] = strlen(argv[i]);
-    redisContext *c = rpool_get(s->pool, err);
+    struct rconn *c = rpool_get(s->pool, err);
     if (c == NULL)
         return -1;
-    redisReply *r = redisCommandArgv(c, ARGC, argv, lens);
+    redisReply *r = redisCommandArgv(c->ctx, ARGC, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_STRING)
         rc = 0;
     else
-        rpool_error(c, r, err);
-    if (r)
-        freeReplyObject(r);
-    rpool_put(s->pool, c, r != NULL);
-    return rc;
+        rpool_error(c->ctx, r, err);
+    return finish(s, c, r, rc);
 }
 
 static void redis_destroy(struct store *base)
