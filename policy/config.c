@@ -16,7 +16,7 @@
 #include "log.h"
 #include "sentinel.h"
 
-enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST };
+enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST, CT_SHARE };
 
 /* One row per scalar key. Groups are "" (top level), "milter", "redis", "log";
  * the limits groups and customers are shaped differently and parsed by code. */
@@ -31,7 +31,7 @@ struct cfg_param {
     const char *const *choices; /* CT_ENUM: NULL-terminated */
 };
 
-static const char *const store_error_names[] = {"accept", "tempfail", NULL};
+static const char *const store_error_names[] = {"accept", "tempfail", "local", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(f) offsetof(struct rm_config, f)
@@ -53,6 +53,9 @@ static const struct cfg_param cfg_params[] = {
     {"redis", "command_timeout_ms", CT_INT, OFF(command_timeout_ms), 100, NULL, 1, 60000,
      NULL},
     {"redis", "pool_size", CT_INT, OFF(pool_size), 8, NULL, 1, 1024, NULL},
+    {"redis", "local_share", CT_SHARE, OFF(local_share), 0, NULL, 0, 0, NULL},
+    {"redis", "local_max_entries", CT_INT, OFF(local_max_entries), 100000, NULL, 100,
+     10000000, NULL},
     {"redis", "events_maxlen", CT_INT, OFF(events_maxlen), 10000, NULL, 0, 10000000,
      NULL},
     {"", "on_store_error", CT_ENUM, OFF(on_store_error), CFG_SE_ACCEPT, NULL, 0, 0,
@@ -194,6 +197,18 @@ static int set_param(struct loader *ld, struct rm_config *cfg, const struct cfg_
         return 0;
     case CT_STRLIST:
         return get_strlist(ld, s, p->name, (struct cfg_strlist *)base);
+    case CT_SHARE: {
+        int t = config_setting_type(s);
+        double d = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+                   : (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+                       ? (double)config_setting_get_int64(s)
+                       : -1.0;
+        if (!(d > 0.0 && d <= 1.0))
+            return fail(ld, s, "%s must be a number above 0 and at most 1, e.g. 0.25",
+                        p->name);
+        *(double *)base = d;
+        return 0;
+    }
     }
     msg_panic("config: unknown parameter type %d", p->type);
 }
@@ -208,6 +223,7 @@ static void set_defaults(struct rm_config *cfg)
         else if (p->type == CT_STR && p->def_str)
             *(char **)base = xstrdup(p->def_str);
     }
+    cfg->local_share = 0.25;
     lim_builtin(&cfg->limits);
 }
 

@@ -30,7 +30,7 @@
 #include "limits.h"
 #include "netmatch.h"
 
-enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL };
+enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL, CFG_SE_LOCAL };
 
 struct cfg_strlist {
     char **v;
@@ -63,7 +63,9 @@ struct rm_config {
     int connect_timeout_ms;
     int command_timeout_ms;
     int pool_size;
-    int events_maxlen; /* 0: no events stream */
+    int events_maxlen;     /* 0: no events stream */
+    double local_share;    /* on_store_error = local: share of each limit */
+    int local_max_entries; /* on_store_error = local: counters kept at most */
 
     int on_store_error;
     int log_level;

@@ -127,7 +127,10 @@ static void store_failed(struct pol_conn *c, const char *qid, const char *what,
     const struct rm_config *cfg = c->snap->cfg;
     char reason[STORE_ERR_MAX + 64];
 
-    if (cfg->on_store_error == CFG_SE_TEMPFAIL)
+    /* MAIL FROM under "local" goes on with the config's limits; DATA gets
+     * here under "local" only when the local table could not decide either. */
+    if (cfg->on_store_error == CFG_SE_TEMPFAIL ||
+        (cfg->on_store_error == CFG_SE_LOCAL && strcmp(what, "DATA") == 0))
         set_reply(r, POL_TEMPFAIL, "451", "4.3.0",
                   "policy service unavailable, try again later");
     snprintf(reason, sizeof(reason), "store_error at=%s error=\"%s\"", what, err);
@@ -325,8 +328,9 @@ static void over_quota(struct pol_conn *c, const char *qid,
     int action = (int)c->lim.v[LIM_ACTION];
 
     quota_refusal_text(&c->q, res, c->customer, text, sizeof(text));
-    snprintf(reason, sizeof(reason), "%s",
-             lim_field_name(res->metric == 'm' ? qc->field_msg : qc->field_rcpt));
+    snprintf(reason, sizeof(reason), "%s%s",
+             lim_field_name(res->metric == 'm' ? qc->field_msg : qc->field_rcpt),
+             res->local ? " fallback=local" : "");
     log_decision(c, qid, lim_action_name(action), reason);
     switch (action) {
     case LIM_ACT_TEMPFAIL:
@@ -374,7 +378,8 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
     }
     c->charged = 1;
     c->charged_ms = res.charged_ms;
-    log_decision(c, qid, "accept", NULL);
+    c->q.local = res.local;
+    log_decision(c, qid, "accept", res.local ? "store_error fallback=local" : NULL);
 }
 
 int pol_eom(struct pol_conn *c, const char *qid)

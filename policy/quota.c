@@ -44,6 +44,7 @@ int quota_build(struct quota_req *q, const char *prefix, const char *customer,
     q->n = 0;
     q->nrcpt = nrcpt;
     q->event = NULL;
+    q->local = 0;
     for (int scope = 0; scope < 2; scope++)
         for (int w = 0; w < LIM_NWINDOWS; w++)
             if (add_counter(q, lim, scope, w, prefix, customer, sender) != 0)

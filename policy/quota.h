@@ -43,6 +43,7 @@ struct quota_req {
     /* recorded in the events stream by the store if the charge is refused;
      * NULL for none (its reason and action are filled in by the store) */
     const struct store_event *event;
+    int local; /* refund: the charge was made by the local fallback */
 };
 
 struct quota_result {
@@ -51,6 +52,7 @@ struct quota_result {
     int counter;          /* refused: index into quota_req.c */
     char metric;          /* refused: 'm' messages, 'r' recipients */
     long long retry_ms;   /* refused: when the message would fit */
+    int local;            /* decided by the local fallback (Redis unusable) */
 };
 
 int quota_build(struct quota_req *q, const char *prefix, const char *customer,

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "blockset.h"
+#include "localquota.h"
 #include "log.h"
 #include "redis_pool.h"
 
@@ -18,7 +19,18 @@ struct store_redis {
     char *prefix;
     int events_maxlen;
     struct blockset blocked;
+    /* on_store_error = local: counters kept here while Redis is unusable */
+    struct localquota *local;
+    double local_share;
+    int local_max;
 };
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
 
 /* Keys are PREFIX + a fixed name (+ a variable part); one place builds them. */
 static int make_key(char *buf, size_t len, const char *prefix, const char *name,
@@ -251,17 +263,39 @@ static int quota_call(struct store_redis *s, const struct quota_req *q, const ch
     return finish(s, c, r, rc);
 }
 
+/* With the local fallback a failed Redis call is answered from process
+ * memory: the local clock stands in for Redis's (window edges are the same
+ * multiples of the window length), and limits shrink to local_share. */
 static int redis_charge(struct store *base, const struct quota_req *q,
                         struct quota_result *res, char *err)
 {
-    return quota_call((struct store_redis *)base, q, "charge", -1, res, err);
+    struct store_redis *s = (struct store_redis *)base;
+
+    if (quota_call(s, q, "charge", -1, res, err) == 0)
+        return 0;
+    if (s->local == NULL)
+        return -1;
+    if (lq_charge(s->local, q, s->local_share, wall_ms(), res) != 0) {
+        size_t len = strlen(err);
+        snprintf(err + len, STORE_ERR_MAX - len, "; local table full");
+        return -1;
+    }
+    res->local = 1;
+    return 0;
 }
 
 static int redis_refund(struct store *base, const struct quota_req *q,
                         long long charged_ms, char *err)
 {
+    struct store_redis *s = (struct store_redis *)base;
     struct quota_result ignored;
-    return quota_call((struct store_redis *)base, q, "refund", charged_ms, &ignored, err);
+
+    if (q->local) {
+        if (s->local != NULL)
+            lq_refund(s->local, q, charged_ms, wall_ms());
+        return 0;
+    }
+    return quota_call(s, q, "refund", charged_ms, &ignored, err);
 }
 
 static int redis_rcpt_blocked(struct store *base, const char *domain)
@@ -306,6 +340,8 @@ static void redis_destroy(struct store *base)
 
     rpool_free(s->pool);
     bset_free(&s->blocked);
+    if (s->local)
+        lq_free(s->local);
     free(s->prefix);
     free(s);
 }
@@ -330,6 +366,10 @@ struct store *store_redis_new(const struct rm_config *cfg)
     s->pool = rpool_new(cfg);
     s->events_maxlen = cfg->events_maxlen;
     bset_init(&s->blocked);
+    if (cfg->on_store_error == CFG_SE_LOCAL)
+        s->local = lq_new((size_t)cfg->local_max_entries);
+    s->local_share = cfg->local_share;
+    s->local_max = cfg->local_max_entries;
     return &s->base;
 }
 
@@ -338,5 +378,7 @@ int store_redis_matches(const struct store *base, const struct rm_config *cfg)
     const struct store_redis *s = (const struct store_redis *)base;
 
     return rpool_matches(s->pool, cfg) && strcmp(s->prefix, cfg->prefix) == 0 &&
-           s->events_maxlen == cfg->events_maxlen;
+           s->events_maxlen == cfg->events_maxlen &&
+           (s->local != NULL) == (cfg->on_store_error == CFG_SE_LOCAL) &&
+           s->local_share == cfg->local_share && s->local_max == cfg->local_max_entries;
 }

@@ -1,0 +1,37 @@
+/*
+ * localquota - the quota algorithm of relay.lua, in process memory, for
+ * on_store_error = "local": while Redis is unusable every limit still holds,
+ * at a share of its value (several front-ends each admit their share).
+ *
+ * Interface:
+ *   lq_new(max_entries) / lq_free(lq)
+ *   lq_charge(lq, q, share, now_ms, res)   check and charge like the script;
+ *                                          0 ok (res says admitted or not), -1
+ *                                          when the table is full of live entries
+ *   lq_refund(lq, q, charged_ms, now_ms)   give a local charge back
+ *   lq_count(lq)                           live entries (for tests and metrics)
+ *
+ * Memory is bounded twice: every entry expires like its Redis key (end of the
+ * window after its current one), and the table never holds more than
+ * max_entries. A full table refuses to track a new subject rather than forget
+ * an old one: forgetting would lift that subject's limit.
+ */
+#ifndef RM_LOCALQUOTA_H
+#define RM_LOCALQUOTA_H
+
+#include <stddef.h>
+
+#include "quota.h"
+
+struct localquota;
+
+struct localquota *lq_new(size_t max_entries);
+void lq_free(struct localquota *lq);
+int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
+              long long now_ms, struct quota_result *res);
+void lq_refund(struct localquota *lq, const struct quota_req *q, long long charged_ms,
+               long long now_ms);
+size_t lq_count(struct localquota *lq);
+long long lq_share_limit(long long limit, double share);
+
+#endif
