@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,6 +146,50 @@ static int canon_domains(struct loader *ld, const config_setting_t *s, const cha
     return 0;
 }
 
+/*
+ * libconfig 1.5 reads a whole number without the L suffix as a 32-bit int and
+ * silently wraps larger ones (5000000000 becomes 705032704, and a wrap to -1
+ * would lift a limit). So for plain ints the literal is read again from its
+ * source line and must agree. Returns 0 when it agrees or cannot be found
+ * (then libconfig's value stands), -1 when it does not.
+ */
+static int literal_agrees(struct loader *ld, const config_setting_t *s, long long v,
+                          char *lit_text, size_t lit_len)
+{
+    const char *file =
+        config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+    const char *name = config_setting_name(s);
+    char line[4096];
+    unsigned n = 0, want = config_setting_source_line(s);
+    FILE *fp = name ? fopen(file, "r") : NULL;
+    int rc = 0;
+
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp) != NULL && ++n < want)
+        ;
+    fclose(fp);
+    if (n != want)
+        return 0;
+    for (char *p = strstr(line, name); p != NULL; p = strstr(p + 1, name)) {
+        char *q = p + strlen(name), *end;
+        if (p > line && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        q += strspn(q, " \t");
+        if (*q != '=' && *q != ':')
+            continue;
+        q++;
+        errno = 0;
+        long long lit = strtoll(q, &end, 0);
+        if (end != q) {
+            rc = (errno == ERANGE || lit != v) ? -1 : 0;
+            q += strspn(q, " \t");
+            snprintf(lit_text, lit_len, "%.*s", (int)(end - q), q);
+        }
+    }
+    return rc;
+}
+
 static int get_int(struct loader *ld, const config_setting_t *s, const char *what,
                    long long min, long long max, long long *out)
 {
@@ -151,6 +197,11 @@ static int get_int(struct loader *ld, const config_setting_t *s, const char *wha
     if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
         return fail(ld, s, "%s must be a whole number", what);
     long long v = config_setting_get_int64(s);
+    char lit[64];
+    if (t == CONFIG_TYPE_INT && literal_agrees(ld, s, v, lit, sizeof(lit)) != 0)
+        return fail(ld, s,
+                    "%s = %s does not fit a plain number; write %sL (range %lld..%lld)",
+                    what, lit, lit, min, max);
     if (v < min || v > max)
         return fail(ld, s, "%s = %lld is out of range (%lld..%lld)", what, v, min, max);
     *out = v;

@@ -98,7 +98,8 @@ static int by_len_desc(const void *x, const void *y)
 
 void net_table_sort(struct net_prefix *t, size_t n)
 {
-    qsort(t, n, sizeof(*t), by_len_desc);
+    if (n > 1)
+        qsort(t, n, sizeof(*t), by_len_desc);
 }
 
 /* The table is sorted longest prefix first, so the first hit is the most

@@ -60,6 +60,15 @@ void pol_conn_free(struct pol_conn *c)
     free(c);
 }
 
+/* Text for the MTA (replies, quarantine reasons) carries customer names that
+ * come from SASL logins and Redis: printable ASCII only, and no '%'. */
+static void sanitise(char *text)
+{
+    for (char *p = text; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '%')
+            *p = '?';
+}
+
 /* SMTP reply text goes to the client verbatim and to libmilter, which treats
  * '%' specially: keep it to printable ASCII without '%'. */
 static void set_reply(struct pol_reply *r, enum pol_verdict v, const char *rcode,
@@ -76,9 +85,7 @@ static void set_reply(struct pol_reply *r, enum pol_verdict v, const char *rcode
     va_start(ap, fmt);
     vsnprintf(r->text, sizeof(r->text), fmt, ap);
     va_end(ap);
-    for (char *p = r->text; *p; p++)
-        if (*p < 0x20 || *p > 0x7e || *p == '%')
-            *p = '?';
+    sanitise(r->text);
 }
 
 static void reply_continue(struct pol_reply *r)
@@ -342,6 +349,7 @@ static void over_quota(struct pol_conn *c, const char *qid,
     case LIM_ACT_HOLD:
         c->hold = 1;
         snprintf(c->hold_reason, sizeof(c->hold_reason), "relaymilter: %s", text);
+        sanitise(c->hold_reason);
         break;
     default: /* monitor: a dry run */
         break;
