@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "callbacks.h"
@@ -61,6 +62,30 @@ static void reload(const char *path)
     log_set_level(cfg->log_level);
     snap_publish(next);
     msg_info("configuration reloaded from %s (generation %lu)", path, next->generation);
+}
+
+/* A unix socket gets the configured mode and group before anyone connects:
+ * the MTA's user needs it, other local users must not reach the milter. */
+static void secure_socket(const struct rm_config *cfg)
+{
+    const char *spec = cfg->socket, *path = NULL;
+    gid_t gid = (gid_t)-1;
+
+    if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0)
+        path = strchr(spec, ':') + 1;
+    else if (spec[0] == '/')
+        path = spec;
+    if (path == NULL)
+        return;
+    if (cfg->socket_group != NULL) {
+        struct group *gr = getgrnam(cfg->socket_group);
+        if (gr == NULL)
+            msg_fatal("milter.socket_group: no such group \"%s\"", cfg->socket_group);
+        gid = gr->gr_gid;
+    }
+    if (chmod(path, (mode_t)cfg->socket_mode_bits) != 0 ||
+        chown(path, (uid_t)-1, gid) != 0)
+        msg_fatal("cannot set mode/group of %s: %s", path, strerror(errno));
 }
 
 static void drop_privileges(const char *user)
@@ -112,6 +137,7 @@ static int serve(const char *path, struct rm_config *cfg)
         msg_fatal("smfi_register failed");
     if (smfi_opensocket(1) != MI_SUCCESS)
         msg_fatal("cannot listen on %s", cfg->socket);
+    secure_socket(cfg);
     if (cfg->user != NULL)
         drop_privileges(cfg->user);
     log_set_level(cfg->log_level);

@@ -41,6 +41,8 @@ static const struct cfg_param cfg_params[] = {
     {"milter", "socket", CT_STR, OFF(socket), 0, "inet:8890@127.0.0.1", 0, 0, NULL},
     {"milter", "timeout", CT_INT, OFF(timeout), 30, NULL, 1, 3600, NULL},
     {"milter", "user", CT_STR, OFF(user), 0, NULL, 0, 0, NULL},
+    {"milter", "socket_mode", CT_STR, OFF(socket_mode), 0, "0660", 0, 0, NULL},
+    {"milter", "socket_group", CT_STR, OFF(socket_group), 0, NULL, 0, 0, NULL},
     {"redis", "host", CT_STR, OFF(redis_host), 0, "127.0.0.1", 0, 0, NULL},
     {"redis", "port", CT_INT, OFF(redis_port), 6379, NULL, 1, 65535, NULL},
     {"redis", "unix", CT_STR, OFF(redis_unix), 0, NULL, 0, 0, NULL},
@@ -446,6 +448,12 @@ static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
 {
     const config_setting_t *redis = config_lookup(lc, "redis");
 
+    const config_setting_t *mode = config_lookup(lc, "milter.socket_mode");
+    char *end;
+    long m = strtol(cfg->socket_mode, &end, 8);
+    if (*end != '\0' || m < 0 || m > 0777 || cfg->socket_mode[0] != '0')
+        return fail(ld, mode, "milter.socket_mode must be an octal mode like \"0660\"");
+    cfg->socket_mode_bits = (int)m;
     if (cfg->sentinels.n > 0 && cfg->redis_master == NULL)
         return fail(ld, redis, "redis.sentinels needs redis.master (the monitored name)");
     if (cfg->redis_master != NULL && cfg->sentinels.n == 0)

@@ -50,6 +50,9 @@ struct rm_config {
     char *socket;
     int timeout;
     char *user;
+    char *socket_mode; /* unix socket: octal text, as written */
+    int socket_mode_bits;
+    char *socket_group;
     /* redis */
     char *redis_host;
     int redis_port;

@@ -18,6 +18,9 @@
 #include "log.h"
 #include "quota.h"
 
+/* Longest customer name (SASL login) used in keys; far above real logins. */
+enum { CUSTOMER_NAME_MAX = 200 };
+
 struct pol_conn {
     int has_addr;
     struct net_addr addr;
@@ -240,6 +243,15 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
     c->snap = snap;
     reply_continue(r);
     int kind = addr_normalise(sender, c->sender, sizeof(c->sender), &domain);
+    /* A customer name becomes part of Redis keys: an over-long login is
+     * refused rather than cut short (two cut names could share a quota). */
+    if (login != NULL && strlen(login) > CUSTOMER_NAME_MAX) {
+        snprintf(c->customer, sizeof(c->customer), "(login too long)");
+        set_reply(r, POL_REJECT, "550", "5.7.1", "SASL login name too long");
+        log_decision(c, NULL, "reject", "login_too_long");
+        end_transaction(c);
+        return;
+    }
     if (kind == ADDR_BAD) {
         snprintf(c->sender, sizeof(c->sender), "(malformed)");
         snprintf(c->customer, sizeof(c->customer), "(unknown)");

@@ -90,27 +90,34 @@ if op == 'lookup' then
   return { customer, garbage, fields, level, member, bstatus, blocked }
 end
 
--- Read one counter hash as of window number epoch. A value that is not a
--- number (someone wrote garbage) counts as the limit: bad data never lifts a
--- limit; the key is rewritten or expires within two windows.
-local function load(key, epoch, lm, lr)
-  local v = redis.call('HMGET', key, 'e', 'm', 'r', 'pm', 'pr')
-  local e = tonumber(v[1])
-  local s = { e = e, m = 0, r = 0, pm = 0, pr = 0, bad = false }
-  if v[1] and not e then s.bad = true end
-  local function num(x, lim)
-    if not x then return 0 end
-    local n = tonumber(x)
-    if not n or n < 0 then s.bad = true; return math.max(lim, 0) end
-    return n
+-- A finite count >= 0, or nil. Redis's Lua reads "nan" and "inf" as numbers;
+-- every comparison with NaN is false, so they must be caught here or they
+-- would admit everything.
+local function count(x)
+  local n = tonumber(x)
+  if n and n == n and n >= 0 and n < math.huge then return n end
+  return nil
+end
+
+-- Read one counter hash as of window number epoch. Anything that is not a
+-- count (text, NaN, a negative number, a key of another type) marks the
+-- state bad: the caller refuses and lets the key expire within two windows.
+-- Bad data never lifts a limit.
+local function load(key, epoch)
+  local s = { m = 0, r = 0, pm = 0, pr = 0, bad = false }
+  local v = redis.pcall('HMGET', key, 'e', 'm', 'r', 'pm', 'pr')
+  if v.err then s.bad = true; return s end
+  local c = {}
+  for j = 1, 5 do
+    c[j] = v[j] and count(v[j]) or 0
+    if v[j] and not count(v[j]) then s.bad = true end
   end
-  if s.bad then
-    s.m, s.r = math.max(lm, 0), math.max(lr, 0)
-  elseif e == epoch then
-    s.m, s.r = num(v[2], lm), num(v[3], lr)
-    s.pm, s.pr = num(v[4], lm), num(v[5], lr)
-  elseif e == epoch - 1 then
-    s.pm, s.pr = num(v[2], lm), num(v[3], lr)
+  if s.bad then return s end
+  if v[1] then s.e = c[1] end
+  if s.e == epoch then
+    s.m, s.r, s.pm, s.pr = c[2], c[3], c[4], c[5]
+  elseif s.e == epoch - 1 then
+    s.pm, s.pr = c[2], c[3]
   end
   return s
 end
@@ -154,11 +161,16 @@ for i = 1, #KEYS do
   local a = 5 * i - 2
   local w, lm, lr = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local epoch = math.floor(now / w)
-  local s = load(KEYS[i], epoch, lm, lr)
+  local s = load(KEYS[i], epoch)
+  if op == 'charge' and s.bad then
+    redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
+    local metric = lm >= 0 and 'm' or 'r'
+    record(i, metric, now)
+    return { 0, i, metric, (epoch + 2) * w - now }
+  end
   if op == 'charge' then
     local metric, retry = check(s, w, (now % w) / w, n, lm, lr)
     if metric then
-      if s.bad then redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w) end
       record(i, metric, now)
       return { 0, i, metric, retry }
     end
@@ -182,10 +194,12 @@ if op == 'refund' then
     local s = states[i]
     -- load() read the hash as of the charge's window; only give back to the
     -- bucket the charge went into, whichever slot it sits in now.
-    local cur = redis.call('HGET', KEYS[i], 'e')
-    if tonumber(cur) == s.epoch and not s.bad then
+    local cur = not s.bad and redis.call('HGET', KEYS[i], 'e')
+    if s.bad then
+      -- leave garbage alone: it expires by itself
+    elseif tonumber(cur) == s.epoch then
       redis.call('HSET', KEYS[i], 'm', math.max(s.m - 1, 0), 'r', math.max(s.r - n, 0))
-    elseif tonumber(cur) == s.epoch + 1 and not s.bad then
+    elseif tonumber(cur) == s.epoch + 1 then
       local v = redis.call('HMGET', KEYS[i], 'pm', 'pr')
       redis.call('HSET', KEYS[i], 'pm', math.max((tonumber(v[1]) or 0) - 1, 0),
         'pr', math.max((tonumber(v[2]) or 0) - n, 0))

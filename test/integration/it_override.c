@@ -1,0 +1,183 @@
+/*
+ * it_override - support staff edit limits live with redis-cli: the lookup
+ * returns the fields of PREFIX limits:CUSTOMER and the policy engine applies
+ * them to the very next message; a malformed value is ignored (the config
+ * value applies); PREFIX sasl maps a login to a customer.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "itest.h"
+#include "policy.h"
+#include "snapshot.h"
+#include "store_redis.h"
+
+static void cli(const char *a, const char *b, const char *c, const char *d)
+{
+    char out[256];
+    int rc = it_redis_cli(out, sizeof(out), a, b, c, d, (const char *)NULL);
+
+    REQUIRE(rc == 0, "redis-cli %s %s %s %s: exit %d (%s)", a, b, c ? c : "", d ? d : "",
+            rc, out);
+}
+
+static void lookup(struct store *s, const char *login, const char *fallback,
+                   struct store_lookup_res *res)
+{
+    char err[STORE_ERR_MAX] = "";
+    struct store_lookup_req req = {login, fallback, ""};
+
+    REQUIRE(s->ops->lookup(s, &req, res, err) == 0, "lookup %s/%s: %s", login, fallback,
+            err);
+}
+
+static const char *field(const struct store_lookup_res *res, const char *name)
+{
+    for (int i = 0; i < res->nfields; i++)
+        if (strcmp(res->name[i], name) == 0)
+            return res->value[i];
+    return NULL;
+}
+
+/* One message through the engine: MAIL (login), one RCPT, DATA, end. The
+ * DATA reply lands in rep. */
+static void send_one(const char *login, struct pol_reply *rep)
+{
+    struct pol_conn *c = pol_conn_new(NULL);
+    char sender[128];
+
+    snprintf(sender, sizeof(sender), "<someone@%s.example>", login);
+    pol_mail(c, snap_acquire(), sender, login, rep);
+    REQUIRE(rep->verdict == POL_CONTINUE, "MAIL for %s refused: %s", login, rep->text);
+    pol_rcpt(c, "<rcpt@dest.example>", rep);
+    REQUIRE(rep->verdict == POL_CONTINUE, "RCPT for %s refused: %s", login, rep->text);
+    pol_data(c, "QIDO", rep);
+    if (rep->verdict == POL_CONTINUE)
+        pol_eom(c, "QIDO");
+    pol_conn_free(c);
+}
+
+/* Sends until the first refusal (at most max + 1); returns how many passed. */
+static int admitted_before_refusal(const char *login, int max, struct pol_reply *rep)
+{
+    for (int i = 0; i <= max; i++) {
+        send_one(login, rep);
+        if (rep->verdict != POL_CONTINUE)
+            return i;
+    }
+    return max + 1;
+}
+
+static void expect_refusal(const struct pol_reply *rep, const char *what)
+{
+    CHECK(rep->verdict == POL_TEMPFAIL && strcmp(rep->rcode, "451") == 0 &&
+              strcmp(rep->xcode, "4.7.1") == 0,
+          "expected 451 4.7.1, got %s %s %s", rep->rcode, rep->xcode, rep->text);
+    CHECK(strstr(rep->text, what) != NULL, "reply \"%s\" does not name \"%s\"", rep->text,
+          what);
+}
+
+static void test_override(struct store *s)
+{
+    struct store_lookup_res res;
+    struct pol_reply rep;
+
+    cli("HSET", "relay:limits:cust1", "messages_per_minute", "1");
+    lookup(s, "", "cust1", &res);
+    CHECK(res.nfields == 1 && !res.garbage, "lookup: %d fields, garbage %d", res.nfields,
+          res.garbage);
+    const char *v = field(&res, "messages_per_minute");
+    CHECK(v && strcmp(v, "1") == 0, "lookup: messages_per_minute = %s", v ? v : "(none)");
+    int n = admitted_before_refusal("cust1", 5, &rep);
+    CHECK(n == 1, "override messages_per_minute 1: %d admitted", n);
+    expect_refusal(&rep, "messages_per_minute 1 for cust1");
+
+    /* a change applies to the next message: lift it, then lower it again */
+    cli("HSET", "relay:limits:cust1", "messages_per_minute", "3");
+    n = admitted_before_refusal("cust1", 5, &rep);
+    CHECK(n == 2, "override raised to 3 with 1 used: %d admitted", n);
+    expect_refusal(&rep, "messages_per_minute 3 for cust1");
+    cli("HDEL", "relay:limits:cust1", "messages_per_minute", NULL);
+    n = admitted_before_refusal("cust1", 5, &rep);
+    CHECK(n == 2, "override removed, config 5 with 3 used: %d admitted", n);
+    expect_refusal(&rep, "messages_per_minute 5 for cust1");
+}
+
+static void test_malformed(struct store *s)
+{
+    struct store_lookup_res res;
+    struct pol_reply rep;
+
+    cli("HSET", "relay:limits:cust2", "messages_per_minute", "abc");
+    lookup(s, "", "cust2", &res);
+    const char *v = field(&res, "messages_per_minute");
+    CHECK(v && strcmp(v, "abc") == 0, "lookup: messages_per_minute = %s",
+          v ? v : "(none)");
+    int n = admitted_before_refusal("cust2", 8, &rep);
+    CHECK(n == 5, "malformed override: %d admitted, config says 5", n);
+    expect_refusal(&rep, "messages_per_minute 5 for cust2");
+
+    /* "-5", "1e3" and " 2" are no numbers either; "-1" would lift the limit */
+    cli("HSET", "relay:limits:cust3", "messages_per_minute", "-5");
+    cli("HSET", "relay:limits:cust3", "recipients_per_minute", "1e3");
+    cli("HSET", "relay:limits:cust3", "sender_messages_per_minute", " 2");
+    n = admitted_before_refusal("cust3", 8, &rep);
+    CHECK(n == 5, "malformed overrides: %d admitted, config says 5", n);
+}
+
+static void test_sasl_map(struct store *s)
+{
+    struct store_lookup_res res;
+    struct pol_reply rep;
+
+    cli("HSET", "relay:sasl", "bob-login", "acme2");
+    cli("HSET", "relay:limits:acme2", "messages_per_minute", "2");
+    lookup(s, "bob-login", "bob-login", &res);
+    CHECK(strcmp(res.customer, "acme2") == 0, "sasl hash: customer \"%s\"", res.customer);
+    const char *v = field(&res, "messages_per_minute");
+    CHECK(v && strcmp(v, "2") == 0, "limits of the mapped customer not returned (%s)",
+          v ? v : "(none)");
+    lookup(s, "nobody", "nobody", &res);
+    CHECK(res.customer[0] == '\0' && res.nfields == 0,
+          "unmapped login: customer \"%s\", %d fields", res.customer, res.nfields);
+
+    int n = admitted_before_refusal("bob-login", 5, &rep);
+    CHECK(n == 2, "mapped login: %d admitted, acme2's override says 2", n);
+    expect_refusal(&rep, "messages_per_minute 2 for acme2");
+    redisContext *rc = it_redis();
+    CHECK_HGET(rc, "relay:qc:m:acme2", "m", 2);
+    redisReply *r = it_cmd(rc, "EXISTS relay:qc:m:bob-login");
+    CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == 0,
+          "the login itself was charged as a customer");
+    freeReplyObject(r);
+    redisFree(rc);
+
+    /* the Redis hash outranks the config's sasl list */
+    cli("HSET", "relay:sasl", "cfg-login", "acme2");
+    send_one("cfg-login", &rep);
+    expect_refusal(&rep, "for acme2");
+}
+
+int main(void)
+{
+    char redis[512], limits[1024];
+
+    it_start("it_override");
+    redisContext *rc = it_redis();
+    it_redis_group(redis, sizeof(redis), "relay:", 1000, 2);
+    it_limits_group(limits, sizeof(limits), "messages_per_minute=5");
+    struct rm_config *cfg = it_config(
+        "%s%scustomers = ( { name = \"cfgcust\"; sasl = [ \"cfg-login\" ]; } );\n", redis,
+        limits);
+    struct store *s = store_redis_new(cfg);
+
+    snap_publish(snap_new(cfg, store_ref(s)));
+    it_avoid_boundary(rc, 60000, 15000);
+    test_override(s);
+    test_malformed(s);
+    test_sasl_map(s);
+    snap_shutdown();
+    store_unref(s);
+    redisFree(rc);
+    return it_done();
+}
