@@ -96,6 +96,8 @@ def _render(value, indent):
         raise TypeError("libconfig values here are numbers or strings, not booleans")
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)  # libconfig needs the point: 1.0, 0.25
     if isinstance(value, str):
         return _quote(value)
     if isinstance(value, dict):

@@ -24,7 +24,9 @@ What a test uses:
   postfix_cmd(prog, args...), maillog(), wait_maillog(regex)
   write_milter_config(settings | text=), reload_milter(expect_ok),
   stop_milter(), start_milter(), milter_log(since), wait_milter_log(regex, since)
-  redis(args...)          redis-cli on the private Redis
+  redis(args...)          redis-cli on the private Redis; redis_json(args...)
+  events()                the entries of the stream relay:events, as dicts
+  adopt(name, proc)       the reaper stops proc too (e.g. a test's own redis-server)
 
 Must run as root (Postfix needs it). RM_KEEP=1 keeps the temp dir for a look.
 """
@@ -95,11 +97,16 @@ def _tail(path, n=40):
 
 
 class Harness:
-    def __init__(self, milter_path, milter_settings=None):
+    def __init__(self, milter_path, milter_settings=None, redis_port=None, redis_sock=None):
+        """redis_port (and redis_sock, for redis()): a Redis of the test's own;
+        by default that of test/lib/with-redis."""
         self.milter_path = os.path.abspath(milter_path)
         self.milter_settings = milter_settings or {}
-        self.redis_port = int(os.environ["RM_REDIS_PORT"])
-        self.redis_sock = os.environ.get("RM_REDIS_SOCK")
+        if redis_port is None:
+            self.redis_port = int(os.environ["RM_REDIS_PORT"])
+            self.redis_sock = os.environ.get("RM_REDIS_SOCK")
+        else:
+            self.redis_port, self.redis_sock = int(redis_port), redis_sock
         self.keep = os.environ.get("RM_KEEP") == "1"
         self.dir = None
         self.milter = None
@@ -107,6 +114,7 @@ class Harness:
         self.master_pid = None
         self._reaper = None
         self._stopped = False
+        self._adopted = {}
 
     # ---- life cycle ------------------------------------------------------
     def start(self):
@@ -174,13 +182,22 @@ class Harness:
 
     def _manifest(self):
         lines = ["keep %d" % self.keep, "postfix %s" % self.etc]
-        for name, proc in (("milter", self.milter), ("sink", self.sink)):
+        procs = [("milter", self.milter), ("sink", self.sink)] + list(self._adopted.items())
+        for name, proc in procs:
             if proc is not None and proc.poll() is None:
                 lines.append("pid %d %s" % (proc.pid, name))
         tmp = os.path.join(self.dir, "reaper.manifest.new")
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(tmp, os.path.join(self.dir, "reaper.manifest"))
+
+    def adopt(self, name, proc):
+        """The reaper also stops proc (a subprocess.Popen of the test's own) if
+        this process dies; name is a key of reaper.PROGRAMS. proc=None forgets."""
+        if self.dir is None:
+            raise RuntimeError("adopt() after start()")
+        self._adopted[name] = proc
+        self._manifest()
 
     # ---- smtp-sink -------------------------------------------------------
     def _start_sink(self):
@@ -345,6 +362,20 @@ class Harness:
     def redis(self, *args):
         where = ["-s", self.redis_sock] if self.redis_sock else ["-p", str(self.redis_port)]
         return _run(["redis-cli"] + where + [str(a) for a in args]).stdout.strip()
+
+    def redis_json(self, *args):
+        """The reply as JSON values (redis-cli --json): lists stay lists."""
+        return json.loads(self.redis("--json", *args) or "null")
+
+    def events(self, key="relay:events"):
+        """The events stream, oldest first: one dict of fields per entry,
+        plus "id"."""
+        out = []
+        for entry_id, flat in self.redis_json("XRANGE", key, "-", "+") or []:
+            ev = dict(zip(flat[0::2], flat[1::2]))
+            ev["id"] = entry_id
+            out.append(ev)
+        return out
 
     # ---- Postfix ---------------------------------------------------------
     def _start_postfix(self):

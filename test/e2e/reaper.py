@@ -10,6 +10,7 @@ lists:
     postfix CONFIG_DIR    -> postfix -c CONFIG_DIR stop
     pid PID NAME          -> SIGTERM (then SIGKILL) to PID, only if
                              /proc/PID/cmdline still names NAME's program
+                             (then SIGCONT, in case a test paused it)
     keep 0|1              -> 0: remove DIR afterwards
 """
 
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 
-PROGRAMS = {"milter": "relaymilter", "sink": "smtp-sink"}
+PROGRAMS = {"milter": "relaymilter", "sink": "smtp-sink", "redis": "redis-server"}
 
 
 def still_ours(pid, name):
@@ -29,13 +30,15 @@ def still_ours(pid, name):
             argv0 = f.read().split(b"\0")[0].decode(errors="replace")
     except OSError:
         return False
-    return os.path.basename(argv0) == PROGRAMS.get(name)
+    # redis-server rewrites its title: "redis-server 127.0.0.1:6379"
+    return os.path.basename(argv0.split(" ")[0]) == PROGRAMS.get(name)
 
 
 def stop_pid(pid, name):
     if not still_ours(pid, name):
         return
     os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGCONT)  # a test may have stopped it (SIGSTOP)
     for _ in range(100):
         if not still_ours(pid, name):
             return

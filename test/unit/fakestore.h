@@ -7,16 +7,34 @@
  *                              &fake_ops and its refs before handing it over
  *   fake_field(name, value)    a staff-edited limit field the lookup returns
  *
+ *   fake_owner(domain, customer)  SADD PREFIX domain:DOMAIN CUSTOMER
+ *   fake_blocked(domain)       SADD PREFIX blocked-rcpt-domains DOMAIN
+ *
  * Script: fail_* make the call return -1; customer is what the SASL hash
  * names; refuse_key refuses the charge on that counter (else it is admitted
- * at clock_ms). Record: call counts, the lookup request, copies of the
- * charged and refunded requests. destroy only counts, so the fake outlives
- * every snapshot that held it.
+ * at clock_ms); charge_local answers every charge as the local fallback
+ * would (res.local = 1). The lookup answers domain ownership like the real
+ * store: the most specific suffix of the sender domain with owners, and
+ * whether the customer (the SASL hash's, else the fallback) is one of them.
+ * rcpt_blocked names exactly the blocked domains (callers walk parents).
+ * Record: call counts, the lookup request, copies of the charged and
+ * refunded requests, of the event each charge carried, and of the events
+ * appended. destroy only counts, so the fake outlives every snapshot that
+ * held it.
  */
 #ifndef RM_FAKESTORE_H
 #define RM_FAKESTORE_H
 
+#include "addr.h"
 #include "store.h"
+
+enum { FAKE_MAX_OWNERS = 8, FAKE_MAX_BLOCKED = 8, FAKE_MAX_EVENTS = 4 };
+
+/* A copy of a store_event: the original points into the caller's frame. */
+struct fake_event {
+    char qid[64], customer[STORE_NAME_MAX], sender[ADDR_MAX + 1];
+    char recipients[512], reason[64], action[32];
+};
 
 struct fake {
     struct store base;
@@ -29,16 +47,28 @@ struct fake {
     char refuse_metric;
     long long retry_ms;
     long long clock_ms;
+    int charge_local;
+    int fail_event;
+    int nowners;
+    const char *own_domain[FAKE_MAX_OWNERS], *own_customer[FAKE_MAX_OWNERS];
+    int nblocked;
+    const char *blocked[FAKE_MAX_BLOCKED];
     /* record */
     int lookups, charges, refunds, destroyed;
-    char login[256], fallback[256];
+    char login[256], fallback[256], sender_domain[DOM_MAX + 1];
     struct quota_req charged, refunded;
     long long refund_ms;
+    int charge_had_event;
+    struct fake_event charge_event;           /* of the last charge that carried one */
+    int events;                               /* event() calls */
+    struct fake_event event[FAKE_MAX_EVENTS]; /* the first ones */
 };
 
 extern struct fake fk;
 extern const struct store_ops fake_ops;
 
 void fake_field(const char *name, const char *value);
+void fake_owner(const char *domain, const char *customer);
+void fake_blocked(const char *domain);
 
 #endif

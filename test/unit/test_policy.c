@@ -5,32 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fakestore.h"
-#include "policy.h"
+#include "polharness.h"
 #include "testutil.h"
-
-/* ---- a connection over a snapshot of a config ---- */
-
-static struct snap *snap;
-static struct pol_conn *conn;
-static struct pol_reply r;
-
-static void start_conf(const char *conf, const char *client)
-{
-    char err[512];
-    struct net_addr a;
-    struct rm_config *cfg = tu_load(conf, err, sizeof(err));
-
-    ck_assert_msg(cfg != NULL, "config refused: %s", err);
-    memset(&fk, 0, sizeof(fk));
-    fk.base.ops = &fake_ops;
-    atomic_init(&fk.base.refs, 1); /* handed over to the snapshot */
-    fk.clock_ms = 1700000000123LL;
-    snap = snap_new(cfg, &fk.base);
-    if (client != NULL)
-        ck_assert_int_eq(net_parse_addr(client, &a), 0);
-    conn = pol_conn_new(client ? &a : NULL);
-}
 
 static void start(const char *on_store_error, const char *action)
 {
@@ -47,32 +23,7 @@ static void start(const char *on_store_error, const char *action)
              "    limits = { messages_per_hour = 7000; action = \"reject\"; }; }\n"
              ");\n",
              on_store_error, action);
-    start_conf(conf, "192.0.2.10");
-}
-
-static void finish(void)
-{
-    pol_conn_free(conn);
-    ck_assert_int_eq(atomic_load(&snap->refs), 1); /* every message let go */
-    snap_release(snap);
-    ck_assert_int_eq(fk.destroyed, 1);
-}
-
-static void mail(const char *sender, const char *login)
-{
-    atomic_fetch_add(&snap->refs, 1); /* pol_mail takes over one reference */
-    pol_mail(conn, snap, sender, login, &r);
-}
-
-static void expect(enum pol_verdict v, const char *rcode, const char *xcode)
-{
-    ck_assert_msg(r.verdict == v, "verdict %d, want %d (%s %s %s)", r.verdict, v, r.rcode,
-                  r.xcode, r.text);
-    if (v == POL_CONTINUE)
-        return;
-    ck_assert_str_eq(r.rcode, rcode);
-    ck_assert_str_eq(r.xcode, xcode);
-    ck_assert_uint_gt(strlen(r.text), 0);
+    ph_start(conf, "192.0.2.10");
 }
 
 static void rcpts(int n, enum pol_verdict v)
@@ -81,17 +32,10 @@ static void rcpts(int n, enum pol_verdict v)
 
     for (int i = 0; i < n; i++) {
         snprintf(rcpt, sizeof(rcpt), "<rcpt%d@example.net>", i);
-        pol_rcpt(conn, rcpt, &r);
-        ck_assert_msg(r.verdict == v, "rcpt %d: verdict %d (%s)", i, r.verdict, r.text);
+        pol_rcpt(ph_conn, rcpt, &ph_r);
+        ck_assert_msg(ph_r.verdict == v, "rcpt %d: verdict %d (%s)", i, ph_r.verdict,
+                      ph_r.text);
     }
-}
-
-static const struct quota_counter *charged(const char *key)
-{
-    for (int i = 0; i < fk.charged.n; i++)
-        if (strcmp(fk.charged.c[i].key, key) == 0)
-            return &fk.charged.c[i];
-    return NULL;
 }
 
 /* Printable ASCII; '%' too unless allowed (libmilter formats reply text). */
@@ -112,29 +56,29 @@ static void assert_clean_text(const char *text)
 START_TEST(accept_path)
 {
     start("accept", "tempfail");
-    mail("<Bob@Acme.Example>", NULL);
-    expect(POL_CONTINUE, NULL, NULL);
+    ph_mail("<Bob@Acme.Example>", NULL);
+    ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_int_eq(fk.lookups, 1);
     ck_assert_str_eq(fk.login, "");
     ck_assert_str_eq(fk.fallback, "acme");
     rcpts(3, POL_CONTINUE);
-    pol_data(conn, "QID1", &r);
-    expect(POL_CONTINUE, NULL, NULL);
+    pol_data(ph_conn, "QID1", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_int_eq(fk.lookups, 1); /* no round trip per recipient */
     ck_assert_int_eq(fk.charges, 1);
     ck_assert_int_eq(fk.charged.nrcpt, 3);
     ck_assert_int_eq(fk.charged.n, 4);
-    const struct quota_counter *h = charged("relay:qc:h:acme");
+    const struct quota_counter *h = ph_charged("relay:qc:h:acme");
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(h->lim_msg, 5000);
     ck_assert_int_eq(h->lim_rcpt, 5000);
-    ck_assert_ptr_nonnull(charged("relay:qc:m:acme"));
-    ck_assert_ptr_nonnull(charged("relay:qc:d:acme"));
-    ck_assert_ptr_nonnull(charged("relay:qs:h:4:acme:bob@acme.example"));
-    ck_assert_int_eq(pol_eom(conn, "QID1"), 0);
-    pol_abort(conn); /* after the end: nothing to give back */
+    ck_assert_ptr_nonnull(ph_charged("relay:qc:m:acme"));
+    ck_assert_ptr_nonnull(ph_charged("relay:qc:d:acme"));
+    ck_assert_ptr_nonnull(ph_charged("relay:qs:h:4:acme:bob@acme.example"));
+    ck_assert_int_eq(pol_eom(ph_conn, "QID1"), 0);
+    pol_abort(ph_conn); /* after the end: nothing to give back */
     ck_assert_int_eq(fk.refunds, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -142,14 +86,14 @@ START_TEST(suspended_by_store)
 {
     start("accept", "tempfail");
     fake_field("suspended", "1");
-    mail("<bob@acme.example>", NULL);
-    expect(POL_REJECT, "550", "5.7.1");
-    ck_assert_ptr_nonnull(strstr(r.text, "acme"));
+    ph_mail("<bob@acme.example>", NULL);
+    ph_expect(POL_REJECT, "550", "5.7.1");
+    ck_assert_ptr_nonnull(strstr(ph_r.text, "acme"));
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_CONTINUE, NULL, NULL);
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_int_eq(fk.charges, 0); /* the transaction ended at MAIL */
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -162,16 +106,16 @@ START_TEST(malformed_store_values_ignored)
     fake_field("suspended", "2");
     fake_field("no_such_field", "5");
     fake_field("max_recipients", " 1");
-    mail("<bob@acme.example>", NULL);
-    expect(POL_CONTINUE, NULL, NULL);
+    ph_mail("<bob@acme.example>", NULL);
+    ph_expect(POL_CONTINUE, NULL, NULL);
     rcpts(5, POL_CONTINUE); /* config max_recipients 5 still applies */
     rcpts(1, POL_TEMPFAIL);
-    pol_data(conn, "Q", &r);
-    ck_assert_int_eq(charged("relay:qc:h:acme")->lim_msg, 5000);
-    ck_assert_int_eq(charged("relay:qc:d:acme")->lim_msg, 10000);
-    ck_assert_int_eq(charged("relay:qc:d:acme")->lim_rcpt, 50000);
-    pol_eom(conn, "Q");
-    finish();
+    pol_data(ph_conn, "Q", &ph_r);
+    ck_assert_int_eq(ph_charged("relay:qc:h:acme")->lim_msg, 5000);
+    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_msg, 10000);
+    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_rcpt, 50000);
+    pol_eom(ph_conn, "Q");
+    ph_finish();
 }
 END_TEST
 
@@ -181,16 +125,16 @@ START_TEST(store_overrides_and_unlimited)
     fake_field("messages_per_hour", "-1");
     fake_field("recipients_per_hour", "-1");
     fake_field("messages_per_day", "7");
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_ptr_null(charged("relay:qc:h:acme"));
-    ck_assert_int_eq(charged("relay:qc:d:acme")->lim_msg, 7);
-    ck_assert_ptr_nonnull(charged("relay:qc:m:acme"));
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    ck_assert_ptr_null(ph_charged("relay:qc:h:acme"));
+    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_msg, 7);
+    ck_assert_ptr_nonnull(ph_charged("relay:qc:m:acme"));
     ck_assert_int_eq(fk.charged.n, 3);
-    pol_eom(conn, "Q");
-    finish();
+    pol_eom(ph_conn, "Q");
+    ph_finish();
 }
 END_TEST
 
@@ -198,20 +142,20 @@ START_TEST(max_recipients)
 {
     start("accept", "tempfail");
     fake_field("max_recipients", "2");
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(2, POL_CONTINUE);
-    pol_rcpt(conn, "<extra1@example.net>", &r);
-    expect(POL_TEMPFAIL, "452", "4.5.3");
-    pol_rcpt(conn, "<extra2@example.net>", &r);
-    expect(POL_TEMPFAIL, "452", "4.5.3");
-    pol_data(conn, "Q", &r);
+    pol_rcpt(ph_conn, "<extra1@example.net>", &ph_r);
+    ph_expect(POL_TEMPFAIL, "452", "4.5.3");
+    pol_rcpt(ph_conn, "<extra2@example.net>", &ph_r);
+    ph_expect(POL_TEMPFAIL, "452", "4.5.3");
+    pol_data(ph_conn, "Q", &ph_r);
     ck_assert_int_eq(fk.charged.nrcpt, 2);
-    pol_eom(conn, "Q");
+    pol_eom(ph_conn, "Q");
     /* the next transaction on the connection counts afresh */
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(2, POL_CONTINUE);
-    pol_abort(conn);
-    finish();
+    pol_abort(ph_conn);
+    ph_finish();
 }
 END_TEST
 
@@ -221,9 +165,9 @@ static void over_quota(const char *action)
     fk.refuse_key = "relay:qc:h:acme";
     fk.refuse_metric = 'm';
     fk.retry_ms = 12 * 60000;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(2, POL_CONTINUE);
-    pol_data(conn, "QID", &r);
+    pol_data(ph_conn, "QID", &ph_r);
 }
 
 static const char *const quota_text =
@@ -232,50 +176,50 @@ static const char *const quota_text =
 START_TEST(over_quota_tempfail)
 {
     over_quota("tempfail");
-    expect(POL_TEMPFAIL, "451", "4.7.1");
-    ck_assert_str_eq(r.text, quota_text);
-    pol_abort(conn); /* the MTA refuses the message */
+    ph_expect(POL_TEMPFAIL, "451", "4.7.1");
+    ck_assert_str_eq(ph_r.text, quota_text);
+    pol_abort(ph_conn); /* the MTA refuses the message */
     ck_assert_int_eq(fk.refunds, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
 START_TEST(over_quota_reject)
 {
     over_quota("reject");
-    expect(POL_REJECT, "550", "5.7.1");
-    ck_assert_str_eq(r.text, quota_text);
-    pol_abort(conn);
+    ph_expect(POL_REJECT, "550", "5.7.1");
+    ck_assert_str_eq(ph_r.text, quota_text);
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.refunds, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
 START_TEST(over_quota_hold)
 {
     over_quota("hold");
-    expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_int_eq(pol_eom(conn, "QID"), 1);
-    ck_assert_ptr_nonnull(strstr(pol_hold_reason(conn), quota_text));
-    assert_clean_text(pol_hold_reason(conn));
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    ck_assert_int_eq(pol_eom(ph_conn, "QID"), 1);
+    ck_assert_ptr_nonnull(strstr(pol_hold_reason(ph_conn), quota_text));
+    assert_clean_text(pol_hold_reason(ph_conn));
     ck_assert_int_eq(fk.refunds, 0);
     /* the next message, within quota, is not held */
     fk.refuse_key = NULL;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "QID2", &r);
-    ck_assert_int_eq(pol_eom(conn, "QID2"), 0);
-    finish();
+    pol_data(ph_conn, "QID2", &ph_r);
+    ck_assert_int_eq(pol_eom(ph_conn, "QID2"), 0);
+    ph_finish();
 }
 END_TEST
 
 START_TEST(over_quota_monitor)
 {
     over_quota("monitor");
-    expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_int_eq(pol_eom(conn, "QID"), 0);
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    ck_assert_int_eq(pol_eom(ph_conn, "QID"), 0);
     ck_assert_int_eq(fk.refunds, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -285,58 +229,58 @@ START_TEST(recipient_metric_text)
     fk.refuse_key = "relay:qs:h:4:acme:bob@acme.example";
     fk.refuse_metric = 'm';
     fk.retry_ms = 3 * 3600000LL;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_TEMPFAIL, "451", "4.7.1");
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_TEMPFAIL, "451", "4.7.1");
     ck_assert_str_eq(
-        r.text, "quota exceeded: sender_messages_per_hour 500 for acme, retry in 3h");
+        ph_r.text, "quota exceeded: sender_messages_per_hour 500 for acme, retry in 3h");
     fk.refuse_key = "relay:qc:d:acme";
     fk.refuse_metric = 'r';
     fk.retry_ms = 30000;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    ck_assert_str_eq(r.text,
+    pol_data(ph_conn, "Q", &ph_r);
+    ck_assert_str_eq(ph_r.text,
                      "quota exceeded: recipients_per_day 50000 for acme, retry in 30s");
-    pol_abort(conn);
-    finish();
+    pol_abort(ph_conn);
+    ph_finish();
 }
 END_TEST
 
 START_TEST(abort_after_data_refunds)
 {
     start("accept", "tempfail");
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(3, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
+    pol_data(ph_conn, "Q", &ph_r);
     ck_assert_int_eq(fk.refunds, 0);
-    pol_abort(conn);
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.refunds, 1);
     ck_assert_int_eq(fk.refund_ms, fk.clock_ms);
     ck_assert_int_eq(fk.refunded.n, fk.charged.n);
     ck_assert_int_eq(fk.refunded.nrcpt, 3);
     for (int i = 0; i < fk.charged.n; i++)
         ck_assert_str_eq(fk.refunded.c[i].key, fk.charged.c[i].key);
-    pol_abort(conn); /* only once */
+    pol_abort(ph_conn); /* only once */
     ck_assert_int_eq(fk.refunds, 1);
-    finish();
+    ph_finish();
 }
 END_TEST
 
 START_TEST(new_mail_after_data_refunds)
 {
     start("accept", "tempfail");
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
+    pol_data(ph_conn, "Q", &ph_r);
     fk.clock_ms = 5; /* the next charge's time must not be the one refunded */
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     ck_assert_int_eq(fk.refunds, 1);
-    ck_assert_int_eq(fk.refund_ms, 1700000000123LL);
-    pol_abort(conn);
+    ck_assert_int_eq(fk.refund_ms, PH_CLOCK_MS);
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.refunds, 1);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -344,10 +288,10 @@ START_TEST(disconnect_after_data_refunds)
 {
     start("accept", "tempfail");
     fk.fail_refund = 1; /* a failed refund is logged, nothing else */
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    finish(); /* pol_conn_free: the client went away */
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_finish(); /* pol_conn_free: the client went away */
     ck_assert_int_eq(fk.refunds, 1);
 }
 END_TEST
@@ -355,15 +299,15 @@ END_TEST
 START_TEST(abort_before_data_no_refund)
 {
     start("accept", "tempfail");
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(2, POL_CONTINUE);
-    pol_abort(conn);
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.charges, 0);
     ck_assert_int_eq(fk.refunds, 0);
-    pol_data(conn, "Q", &r); /* DATA outside a transaction */
-    expect(POL_CONTINUE, NULL, NULL);
+    pol_data(ph_conn, "Q", &ph_r); /* DATA outside a transaction */
+    ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_int_eq(fk.charges, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -371,23 +315,23 @@ START_TEST(store_down_at_mail)
 {
     start("accept", "tempfail");
     fk.fail_lookup = 1;
-    mail("<bob@acme.example>", NULL);
-    expect(POL_CONTINUE, NULL, NULL);
+    ph_mail("<bob@acme.example>", NULL);
+    ph_expect(POL_CONTINUE, NULL, NULL);
     rcpts(5, POL_CONTINUE);
     rcpts(1, POL_TEMPFAIL); /* the config's limits still hold */
-    pol_data(conn, "Q", &r);
-    expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_int_eq(charged("relay:qc:h:acme")->lim_msg, 5000);
-    pol_eom(conn, "Q");
-    finish();
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    ck_assert_int_eq(ph_charged("relay:qc:h:acme")->lim_msg, 5000);
+    pol_eom(ph_conn, "Q");
+    ph_finish();
 
     start("tempfail", "tempfail");
     fk.fail_lookup = 1;
-    mail("<bob@acme.example>", NULL);
-    expect(POL_TEMPFAIL, "451", "4.3.0");
-    pol_data(conn, "Q", &r);
+    ph_mail("<bob@acme.example>", NULL);
+    ph_expect(POL_TEMPFAIL, "451", "4.3.0");
+    pol_data(ph_conn, "Q", &ph_r);
     ck_assert_int_eq(fk.charges, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -395,23 +339,23 @@ START_TEST(store_down_at_data)
 {
     start("accept", "tempfail");
     fk.fail_charge = 1;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_CONTINUE, NULL, NULL);
-    pol_abort(conn);
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.refunds, 0); /* nothing was charged */
-    finish();
+    ph_finish();
 
     start("tempfail", "tempfail");
     fk.fail_charge = 1;
-    mail("<bob@acme.example>", NULL);
+    ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_TEMPFAIL, "451", "4.3.0");
-    pol_abort(conn);
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_TEMPFAIL, "451", "4.3.0");
+    pol_abort(ph_conn);
     ck_assert_int_eq(fk.refunds, 0);
-    finish();
+    ph_finish();
 }
 END_TEST
 
@@ -422,66 +366,66 @@ START_TEST(sasl_customer_from_store)
     fk.refuse_key = "relay:qc:h:bigco";
     fk.refuse_metric = 'm';
     fk.retry_ms = 60000;
-    mail("<x@bigco.example>", "someone");
-    expect(POL_CONTINUE, NULL, NULL);
+    ph_mail("<x@bigco.example>", "someone");
+    ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_str_eq(fk.login, "someone");
     ck_assert_str_eq(fk.fallback, "someone");
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    ck_assert_int_eq(charged("relay:qc:h:bigco")->lim_msg, 7000);
-    ck_assert_ptr_null(charged("relay:qc:h:acme")); /* not the network's customer */
-    expect(POL_REJECT, "550", "5.7.1");             /* bigco's action */
-    ck_assert_str_eq(r.text,
+    pol_data(ph_conn, "Q", &ph_r);
+    ck_assert_int_eq(ph_charged("relay:qc:h:bigco")->lim_msg, 7000);
+    ck_assert_ptr_null(ph_charged("relay:qc:h:acme")); /* not the network's customer */
+    ph_expect(POL_REJECT, "550", "5.7.1");             /* bigco's action */
+    ck_assert_str_eq(ph_r.text,
                      "quota exceeded: messages_per_hour 7000 for bigco, retry in 60s");
-    pol_abort(conn);
-    finish();
+    pol_abort(ph_conn);
+    ph_finish();
 }
 END_TEST
 
 START_TEST(sasl_customer_from_config)
 {
     start("accept", "tempfail");
-    mail("<x@acme.example>", "acme-login");
+    ph_mail("<x@acme.example>", "acme-login");
     ck_assert_str_eq(fk.fallback, "acme");
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    ck_assert_ptr_nonnull(charged("relay:qc:h:acme"));
-    pol_eom(conn, "Q");
-    finish();
+    pol_data(ph_conn, "Q", &ph_r);
+    ck_assert_ptr_nonnull(ph_charged("relay:qc:h:acme"));
+    pol_eom(ph_conn, "Q");
+    ph_finish();
 }
 END_TEST
 
 START_TEST(fallback_identities)
 {
-    start_conf("# defaults only\n", NULL);
-    mail("<a@b.example>", "");
+    ph_start("# defaults only\n", NULL);
+    ph_mail("<a@b.example>", "");
     ck_assert_str_eq(fk.fallback, "ip:unknown");
-    pol_abort(conn);
-    finish();
+    pol_abort(ph_conn);
+    ph_finish();
 
-    start_conf("# defaults only\n", "2001:db8:5:6:7:8:9:a");
-    mail("<a@b.example>", NULL);
+    ph_start("# defaults only\n", "2001:db8:5:6:7:8:9:a");
+    ph_mail("<a@b.example>", NULL);
     ck_assert_str_eq(fk.fallback, "ip:2001:db8:5:6::/64");
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    ck_assert_ptr_nonnull(charged("relay:qc:h:ip:2001:db8:5:6::/64"));
-    ck_assert_int_eq(charged("relay:qc:h:ip:2001:db8:5:6::/64")->lim_msg, 1000);
-    pol_eom(conn, "Q");
-    finish();
+    pol_data(ph_conn, "Q", &ph_r);
+    ck_assert_ptr_nonnull(ph_charged("relay:qc:h:ip:2001:db8:5:6::/64"));
+    ck_assert_int_eq(ph_charged("relay:qc:h:ip:2001:db8:5:6::/64")->lim_msg, 1000);
+    pol_eom(ph_conn, "Q");
+    ph_finish();
 }
 END_TEST
 
 START_TEST(sender_forms)
 {
     start("accept", "tempfail");
-    mail("<>", NULL); /* bounces pass */
-    expect(POL_CONTINUE, NULL, NULL);
-    pol_abort(conn);
-    mail("<bob\r\n@acme.example>", NULL);
-    expect(POL_REJECT, "550", "5.1.7");
+    ph_mail("<>", NULL); /* bounces pass */
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    pol_abort(ph_conn);
+    ph_mail("<bob\r\n@acme.example>", NULL);
+    ph_expect(POL_REJECT, "550", "5.1.7");
     ck_assert_int_eq(fk.lookups, 1);
-    assert_clean_text(r.text);
-    finish();
+    assert_clean_text(ph_r.text);
+    ph_finish();
 }
 END_TEST
 
@@ -492,26 +436,26 @@ START_TEST(reply_text_sanitised)
     start("accept", "tempfail");
     snprintf(fk.customer, sizeof(fk.customer), "%s", evil);
     fake_field("suspended", "1");
-    mail("<bob@acme.example>", "someone");
-    expect(POL_REJECT, "550", "5.7.1");
-    assert_clean_text(r.text);
-    finish();
+    ph_mail("<bob@acme.example>", "someone");
+    ph_expect(POL_REJECT, "550", "5.7.1");
+    assert_clean_text(ph_r.text);
+    ph_finish();
 
     start("accept", "tempfail");
     snprintf(fk.customer, sizeof(fk.customer), "%s", evil);
     fk.refuse_metric = 'm';
     fk.retry_ms = 1000;
-    mail("<bob@acme.example>", "someone");
+    ph_mail("<bob@acme.example>", "someone");
     rcpts(1, POL_CONTINUE);
     char key[256];
     snprintf(key, sizeof(key), "relay:qc:h:%s", evil);
     fk.refuse_key = key;
-    pol_data(conn, "Q", &r);
-    expect(POL_TEMPFAIL, "451", "4.7.1");
-    assert_clean_text(r.text);
-    ck_assert_ptr_nonnull(strstr(r.text, "messages_per_hour 1000 for ev"));
-    pol_abort(conn);
-    finish();
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_TEMPFAIL, "451", "4.7.1");
+    assert_clean_text(ph_r.text);
+    ck_assert_ptr_nonnull(strstr(ph_r.text, "messages_per_hour 1000 for ev"));
+    pol_abort(ph_conn);
+    ph_finish();
 }
 END_TEST
 
@@ -523,14 +467,14 @@ START_TEST(hold_reason_sanitised)
     fk.refuse_key = "relay:qc:h:ev%il\r\nname";
     fk.refuse_metric = 'm';
     fk.retry_ms = 1000;
-    mail("<bob@acme.example>", "someone");
+    ph_mail("<bob@acme.example>", "someone");
     rcpts(1, POL_CONTINUE);
-    pol_data(conn, "Q", &r);
-    expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_int_eq(pol_eom(conn, "Q"), 1);
+    pol_data(ph_conn, "Q", &ph_r);
+    ph_expect(POL_CONTINUE, NULL, NULL);
+    ck_assert_int_eq(pol_eom(ph_conn, "Q"), 1);
     /* the MTA logs the reason: no line breaks or other control bytes */
-    assert_printable(pol_hold_reason(conn), 1);
-    finish();
+    assert_printable(pol_hold_reason(ph_conn), 1);
+    ph_finish();
 }
 END_TEST
 

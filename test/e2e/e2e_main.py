@@ -1,0 +1,46 @@
+"""e2e_main - the command line shared by the end-to-end test files.
+
+    sys.exit(e2e_main.run(__doc__, need_with_redis=True))
+
+Parses --milter PATH (default $RM_MILTER) into e2e_main.MILTER, skips (77)
+when not root, and runs the unittest classes of the calling __main__ module
+with the remaining arguments (-k PATTERN, -v, ...).
+"""
+
+import argparse
+import os
+import signal
+import sys
+import unittest
+
+MILTER = None  # path of the relaymilter binary
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(doc, need_with_redis=True):
+    global MILTER
+    ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    ap.add_argument("--milter", default=os.environ.get("RM_MILTER"),
+                    help="the relaymilter binary (default: $RM_MILTER)")
+    args, rest = ap.parse_known_args()
+    if not args.milter:
+        ap.error("--milter PATH is required")
+    if os.geteuid() != 0:
+        print("SKIP: the end-to-end tests run a private Postfix and need root")
+        return 77
+    if need_with_redis and "RM_REDIS_PORT" not in os.environ:
+        ap.error("run under test/lib/with-redis (RM_REDIS_PORT is not set)")
+    MILTER = os.path.abspath(args.milter)
+    # SIGTERM (a ctest timeout) ends the run like ^C, which unittest does not
+    # swallow; the harness stops Postfix, the milter (and Redis) at exit.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        prog = unittest.main(module="__main__", argv=[sys.argv[0]] + rest,
+                             exit=False, verbosity=2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 143
+    return 0 if prog.result.wasSuccessful() else 1

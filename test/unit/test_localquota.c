@@ -1,0 +1,347 @@
+/*
+ * test_localquota - the in-memory quota of on_store_error = "local"
+ * (localquota.h), driven with an explicit clock: the share of each limit,
+ * exact admission, recipients, all-or-nothing charging, the sliding window at
+ * a window edge, refunds, expiry and the hard cap on entries.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "localquota.h"
+#include "testutil.h"
+
+enum { MINUTE = 60 * 1000, HOUR = 3600 * 1000 };
+
+/* Window-aligned instants far from 0, like wall-clock milliseconds. */
+#define EDGE(w, k) ((1700000000000LL / (w) + (k)) * (w))
+
+static struct localquota *lq;
+static struct quota_req q;
+static struct quota_result res;
+
+static void setup(void)
+{
+    lq = lq_new(1000);
+    memset(&q, 0, sizeof(q));
+}
+
+static void teardown(void)
+{
+    lq_free(lq);
+}
+
+/* Append one counter to q. */
+static void counter(const char *key, long long window_ms, long long lim_msg,
+                    long long lim_rcpt)
+{
+    struct quota_counter *c = &q.c[q.n++];
+
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    c->keylen = strlen(c->key);
+    c->window_ms = window_ms;
+    c->lim_msg = lim_msg;
+    c->lim_rcpt = lim_rcpt;
+}
+
+static void one(const char *key, long long window_ms, long long lim_msg)
+{
+    q.n = 0;
+    q.nrcpt = 1;
+    counter(key, window_ms, lim_msg, LIM_UNLIMITED);
+}
+
+/* 1 admitted, 0 refused; the call itself must decide. */
+static int charge(double share, long long now)
+{
+    ck_assert_int_eq(lq_charge(lq, &q, share, now, &res), 0);
+    if (res.admitted)
+        ck_assert_int_eq(res.charged_ms, now);
+    return res.admitted;
+}
+
+/* How many messages in a row are admitted at now (stops at 10000). */
+static int admitted_run(double share, long long now)
+{
+    int n = 0;
+
+    while (n < 10000 && charge(share, now))
+        n++;
+    return n;
+}
+
+START_TEST(share_limit)
+{
+    ck_assert_int_eq(lq_share_limit(1000, 0.25), 250);
+    ck_assert_int_eq(lq_share_limit(10, 0.25), 2); /* floor of 2.5 */
+    ck_assert_int_eq(lq_share_limit(4, 0.25), 1);
+    ck_assert_int_eq(lq_share_limit(3, 0.25), 1); /* at least 1 */
+    ck_assert_int_eq(lq_share_limit(1, 0.01), 1);
+    ck_assert_int_eq(lq_share_limit(0, 0.25), 0); /* nothing stays nothing */
+    ck_assert_int_eq(lq_share_limit(0, 1.0), 0);
+    ck_assert_int_eq(lq_share_limit(LIM_UNLIMITED, 0.25), LIM_UNLIMITED);
+    ck_assert_int_eq(lq_share_limit(7, 1.0), 7);
+    ck_assert_int_eq(lq_share_limit(100, 0.333), 33);
+    ck_assert_int_eq(lq_share_limit(1000000000000LL, 0.5), 500000000000LL);
+}
+END_TEST
+
+START_TEST(exact_admission_at_share)
+{
+    long long t = EDGE(HOUR, 0) + 1000;
+
+    one("relay:qc:h:acme", HOUR, 40);
+    ck_assert_int_eq(admitted_run(0.25, t), 10);
+    ck_assert_int_eq(res.admitted, 0);
+    ck_assert_int_eq(res.counter, 0);
+    ck_assert_int_eq(res.metric, 'm');
+    ck_assert_int_gt(res.retry_ms, 0);
+    ck_assert_int_le(res.retry_ms, HOUR);
+    /* another subject has its own count */
+    one("relay:qc:h:beta", HOUR, 40);
+    ck_assert_int_eq(admitted_run(0.25, t), 10);
+    /* whole limit with share 1; a tiny limit keeps one message */
+    one("relay:qc:h:gamma", HOUR, 3);
+    ck_assert_int_eq(admitted_run(1.0, t), 3);
+    one("relay:qc:h:delta", HOUR, 3);
+    ck_assert_int_eq(admitted_run(0.25, t), 1);
+}
+END_TEST
+
+START_TEST(zero_and_unlimited)
+{
+    long long t = EDGE(MINUTE, 0);
+
+    one("relay:qc:m:zero", MINUTE, 0);
+    ck_assert_int_eq(admitted_run(1.0, t), 0);
+    one("relay:qc:m:free", MINUTE, LIM_UNLIMITED);
+    ck_assert_int_eq(admitted_run(0.25, t), 10000);
+}
+END_TEST
+
+START_TEST(recipients_counted)
+{
+    long long t = EDGE(HOUR, 0) + 5;
+
+    q.n = 0;
+    counter("relay:qc:h:acme", HOUR, LIM_UNLIMITED, 80); /* 20 at share 0.25 */
+    q.nrcpt = 7;
+    ck_assert_int_eq(admitted_run(0.25, t), 2); /* 14; 21 would not fit */
+    ck_assert_int_eq(res.metric, 'r');
+    q.nrcpt = 6; /* exactly 20 fits */
+    ck_assert_int_eq(charge(0.25, t), 1);
+    q.nrcpt = 1;
+    ck_assert_int_eq(charge(0.25, t), 0);
+    /* one message larger than the limit never fits */
+    q.n = 0;
+    counter("relay:qc:h:beta", HOUR, LIM_UNLIMITED, 80);
+    q.nrcpt = 21;
+    ck_assert_int_eq(charge(0.25, t), 0);
+}
+END_TEST
+
+START_TEST(all_or_nothing)
+{
+    long long t = EDGE(HOUR, 0) + 5;
+
+    q.n = 0;
+    q.nrcpt = 1;
+    counter("relay:qc:h:acme", HOUR, 3, LIM_UNLIMITED);
+    counter("relay:qs:h:4:acme:bob@acme.example", HOUR, 2, LIM_UNLIMITED);
+    ck_assert_int_eq(admitted_run(1.0, t), 2);
+    ck_assert_int_eq(res.counter, 1); /* the sender counter refused it */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(charge(1.0, t), 0);
+    /* the refusals charged nothing on the customer counter: one still fits */
+    one("relay:qc:h:acme", HOUR, 3);
+    ck_assert_int_eq(admitted_run(1.0, t), 1);
+}
+END_TEST
+
+/* No double burst: what was sent late in one window still counts right
+ * after the edge and decays over the next window. */
+START_TEST(sliding_window_edge)
+{
+    one("relay:qc:m:acme", MINUTE, 10);
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1) - 1000), 10);
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1)), 0);
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1) + 1), 0);
+    /* half way: 10 * (1 - 0.5) = 5 still count */
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1) + MINUTE / 2), 5);
+    /* two windows on, the minute before has only those 5, at weight ~1 */
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 2) + 1), 5);
+    /* after a quiet window, nothing of the past counts */
+    ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 4) + 1), 10);
+}
+END_TEST
+
+START_TEST(refund_restores)
+{
+    long long t = EDGE(HOUR, 0) + 10;
+
+    q.n = 0;
+    counter("relay:qc:h:acme", HOUR, 3, 9);
+    q.nrcpt = 3;
+    ck_assert_int_eq(admitted_run(1.0, t), 3);
+    lq_refund(lq, &q, t, t + 5);
+    ck_assert_int_eq(admitted_run(1.0, t + 6), 1); /* both metrics given back */
+    /* a refund never goes below zero: extra refunds add no room */
+    q.n = 0;
+    counter("relay:qc:h:beta", HOUR, 2, LIM_UNLIMITED);
+    q.nrcpt = 1;
+    ck_assert_int_eq(charge(1.0, t), 1);
+    for (int i = 0; i < 5; i++)
+        lq_refund(lq, &q, t, t);
+    ck_assert_int_eq(admitted_run(1.0, t), 2);
+}
+END_TEST
+
+START_TEST(refund_across_edge)
+{
+    long long late = EDGE(MINUTE, 1) - 100, next = EDGE(MINUTE, 1);
+
+    one("relay:qc:m:acme", MINUTE, 4);
+    ck_assert_int_eq(admitted_run(1.0, late), 4);
+    ck_assert_int_eq(admitted_run(1.0, next), 0);
+    /* a charge of the window before is given back to that window */
+    lq_refund(lq, &q, late, next + 1);
+    ck_assert_int_eq(admitted_run(1.0, next + 2), 1);
+    /* a charge two windows old is gone already: nothing to give back */
+    lq_refund(lq, &q, EDGE(MINUTE, -1), next + 3);
+    ck_assert_int_eq(admitted_run(1.0, next + 4), 0);
+}
+END_TEST
+
+START_TEST(refund_of_unknown_subject)
+{
+    one("relay:qc:h:nobody", HOUR, 5);
+    lq_refund(lq, &q, EDGE(HOUR, 0), EDGE(HOUR, 0));
+    ck_assert_uint_eq(lq_count(lq), 0); /* no entry made for it */
+    ck_assert_int_eq(admitted_run(1.0, EDGE(HOUR, 0)), 5);
+}
+END_TEST
+
+static void charge_keys(int n, const char *fmt, long long now, int want)
+{
+    char key[64];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), fmt, i);
+        one(key, MINUTE, 10);
+        int rc = lq_charge(lq, &q, 1.0, now, &res);
+        ck_assert_msg(rc == want, "%s at %lld: %d, want %d", key, now, rc, want);
+    }
+}
+
+static void refund_keys(int n, long long charged, long long now)
+{
+    char key[64];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "relay:qc:m:c%d", i);
+        one(key, MINUTE, 10);
+        lq_refund(lq, &q, charged, now);
+    }
+}
+
+/* An entry lives until the end of the window after the one it was last
+ * charged in, like its Redis key; looking it up after that drops it. */
+START_TEST(entries_expire)
+{
+    long long t = EDGE(MINUTE, 0) + 30000;
+
+    charge_keys(20, "relay:qc:m:c%d", t, 0);
+    ck_assert_uint_eq(lq_count(lq), 20);
+    refund_keys(20, t, EDGE(MINUTE, 2) - 1);
+    ck_assert_uint_eq(lq_count(lq), 20);
+    refund_keys(20, t, EDGE(MINUTE, 2));
+    ck_assert_uint_eq(lq_count(lq), 0);
+    /* each charge renews the lifetime */
+    charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 3) - 1, 0);
+    charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 4) - 1, 0);
+    refund_keys(20, t, EDGE(MINUTE, 4));
+    ck_assert_uint_eq(lq_count(lq), 20);
+    refund_keys(20, t, EDGE(MINUTE, 5));
+    ck_assert_uint_eq(lq_count(lq), 0);
+}
+END_TEST
+
+/* The cap counts live entries: a table whose entries all expired takes new
+ * subjects, whichever hash bucket they fall in. */
+START_TEST(expired_entries_do_not_fill_table)
+{
+    char fmt[64];
+
+    for (int trial = 0; trial < 30; trial++) {
+        lq_free(lq);
+        lq = lq_new(100);
+        snprintf(fmt, sizeof(fmt), "relay:qc:m:old%d-%%d", trial);
+        charge_keys(100, fmt, EDGE(MINUTE, 0), 0);
+        snprintf(fmt, sizeof(fmt), "relay:qc:m:new%d-%%d", trial);
+        charge_keys(1, fmt, EDGE(MINUTE, 5), 0);
+    }
+}
+END_TEST
+
+START_TEST(hard_cap_never_forgets)
+{
+    long long t = EDGE(HOUR, 0) + 1;
+
+    lq_free(lq);
+    lq = lq_new(4);
+    for (int i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "relay:qc:h:s%d", i);
+        one(key, HOUR, 2);
+        ck_assert_int_eq(charge(1.0, t), 1);
+    }
+    ck_assert_uint_eq(lq_count(lq), 4);
+    one("relay:qc:h:newcomer", HOUR, 2);
+    ck_assert_int_eq(lq_charge(lq, &q, 1.0, t, &res), -1);
+    ck_assert_int_eq(res.admitted, 0);
+    ck_assert_uint_eq(lq_count(lq), 4);
+    /* the known subjects keep their counts: one more each, then refused */
+    for (int i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "relay:qc:h:s%d", i);
+        one(key, HOUR, 2);
+        ck_assert_int_eq(admitted_run(1.0, t + 1), 1);
+    }
+    /* a message with a known and a new counter is not half charged */
+    q.n = 0;
+    counter("relay:qc:h:s0", HOUR, 100, LIM_UNLIMITED);
+    counter("relay:qc:h:newcomer", HOUR, 100, LIM_UNLIMITED);
+    ck_assert_int_eq(lq_charge(lq, &q, 1.0, t + 2, &res), -1);
+    one("relay:qc:h:s0", HOUR, 3);
+    ck_assert_int_eq(admitted_run(1.0, t + 3), 1);
+}
+END_TEST
+
+static Suite *localquota_suite(void)
+{
+    Suite *s = suite_create("localquota");
+    TCase *adm = tcase_create("admission");
+    TCase *mem = tcase_create("memory");
+
+    tcase_add_checked_fixture(adm, setup, teardown);
+    tcase_add_checked_fixture(mem, setup, teardown);
+    tcase_add_test(adm, share_limit);
+    tcase_add_test(adm, exact_admission_at_share);
+    tcase_add_test(adm, zero_and_unlimited);
+    tcase_add_test(adm, recipients_counted);
+    tcase_add_test(adm, all_or_nothing);
+    tcase_add_test(adm, sliding_window_edge);
+    tcase_add_test(adm, refund_restores);
+    tcase_add_test(adm, refund_across_edge);
+    tcase_add_test(adm, refund_of_unknown_subject);
+    tcase_add_test(mem, entries_expire);
+    tcase_add_test(mem, expired_entries_do_not_fill_table);
+    tcase_add_test(mem, hard_cap_never_forgets);
+    suite_add_tcase(s, adm);
+    suite_add_tcase(s, mem);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(localquota_suite());
+}
