@@ -57,12 +57,30 @@ void lq_free(struct localquota *lq)
     free(lq);
 }
 
+/* Drop every expired entry. O(table) but only run when the table is full, so
+ * a full table of mostly dead entries still takes new subjects. */
+static void sweep(struct localquota *lq, long long now_ms)
+{
+    for (size_t i = 0; i < lq->nbuckets; i++)
+        for (struct lq_entry **pp = &lq->bucket[i]; *pp;) {
+            struct lq_entry *e = *pp;
+            if (e->expire_ms > now_ms) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            free(e);
+            lq->count--;
+        }
+}
+
 /* Find the live entry for key, dropping expired ones met on the way; with
  * create, add it when absent (NULL when the table is full). */
 static struct lq_entry *find(struct localquota *lq, const struct quota_counter *c,
                              long long now_ms, int create)
 {
-    struct lq_entry **pp = &lq->bucket[hash(c->key, c->keylen) % lq->nbuckets];
+    struct lq_entry **head = &lq->bucket[hash(c->key, c->keylen) % lq->nbuckets];
+    struct lq_entry **pp = head;
 
     while (*pp) {
         struct lq_entry *e = *pp;
@@ -76,6 +94,8 @@ static struct lq_entry *find(struct localquota *lq, const struct quota_counter *
             return e;
         pp = &e->next;
     }
+    if (create && lq->count >= lq->max)
+        sweep(lq, now_ms);
     if (!create || lq->count >= lq->max)
         return NULL;
     struct lq_entry *e = calloc(1, sizeof(*e) + c->keylen + 1);
@@ -83,8 +103,8 @@ static struct lq_entry *find(struct localquota *lq, const struct quota_counter *
         return NULL;
     memcpy(e->key, c->key, c->keylen + 1);
     e->e = -1;
-    e->next = *pp;
-    *pp = e;
+    e->next = *head;
+    *head = e;
     lq->count++;
     return e;
 }
