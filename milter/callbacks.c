@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "netmatch.h"
 #include "policy.h"
 #include "snapshot.h"
@@ -20,6 +21,15 @@ struct cb_conn {
 static struct cb_conn *conn_of(SMFICTX *ctx)
 {
     return smfi_getpriv(ctx);
+}
+
+/* The open-connections gauge; the counters hang off the snapshot in force. */
+static void connections(int delta)
+{
+    struct snap *s = snap_acquire();
+    if (s != NULL)
+        metrics_connection(s->metrics, delta);
+    snap_release(s);
 }
 
 static sfsistat answer(SMFICTX *ctx, const struct pol_reply *r)
@@ -77,6 +87,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         smfi_setpriv(ctx, cc);
     }
     cc->pol = pol_conn_new(ip ? &addr : NULL);
+    connections(1);
     return SMFIS_CONTINUE;
 }
 
@@ -144,6 +155,8 @@ static sfsistat cb_close(SMFICTX *ctx)
     struct cb_conn *cc = conn_of(ctx);
 
     if (cc != NULL) {
+        if (cc->pol != NULL)
+            connections(-1);
         pol_conn_free(cc->pol);
         free(cc);
         smfi_setpriv(ctx, NULL);

@@ -19,7 +19,9 @@
 
 #include "callbacks.h"
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "store_redis.h"
 
@@ -34,34 +36,63 @@ static void usage(FILE *out)
                  "       relaymilter -h              this help\n");
 }
 
+/* What lives as long as the process: counters and the metrics endpoint. */
+struct daemon {
+    const char *path;
+    struct metrics *metrics;
+    struct httpd *httpd;
+    char *metrics_listen;
+};
+
+static void metrics_endpoint(struct daemon *d, const struct rm_config *cfg)
+{
+    const char *want = cfg->metrics_listen;
+
+    if ((want == NULL && d->metrics_listen == NULL) ||
+        (want && d->metrics_listen && strcmp(want, d->metrics_listen) == 0))
+        return;
+    httpd_stop(d->httpd);
+    free(d->metrics_listen);
+    d->httpd = want ? httpd_start(want, d->metrics) : NULL;
+    d->metrics_listen = want ? strdup(want) : NULL;
+}
+
 /* The store survives a reload when the redis{} settings did not change, so a
  * reload does not drop every Redis connection. */
-static struct snap *build_snapshot(struct rm_config *cfg, struct snap *prev)
+static struct snap *build_snapshot(struct daemon *d, struct rm_config *cfg,
+                                   struct snap *prev)
 {
+    struct snap *s;
     struct store *st;
 
     if (prev != NULL && store_redis_matches(prev->store, cfg))
         st = store_ref(prev->store);
     else
         st = store_redis_new(cfg);
-    return snap_new(cfg, st);
+    s = snap_new(cfg, st);
+    s->metrics = d->metrics;
+    return s;
 }
 
-static void reload(const char *path)
+static void reload(struct daemon *d)
 {
     char err[600];
-    struct rm_config *cfg = cfg_load(path, err, sizeof(err));
+    struct rm_config *cfg = cfg_load(d->path, err, sizeof(err));
 
     if (cfg == NULL) {
         msg_error("reload failed, keeping the configuration in force: %s", err);
+        metrics_reload(d->metrics, 0, 0);
         return;
     }
     struct snap *prev = snap_acquire();
-    struct snap *next = build_snapshot(cfg, prev);
+    struct snap *next = build_snapshot(d, cfg, prev);
     snap_release(prev);
     log_set_level(cfg->log_level);
+    metrics_endpoint(d, cfg);
     snap_publish(next);
-    msg_info("configuration reloaded from %s (generation %lu)", path, next->generation);
+    metrics_reload(d->metrics, 1, next->generation);
+    msg_info("configuration reloaded from %s (generation %lu)", d->path,
+             next->generation);
 }
 
 /* A unix socket gets the configured mode and group before anyone connects:
@@ -119,6 +150,7 @@ static void *milter_thread(void *arg)
  */
 static int serve(const char *path, struct rm_config *cfg)
 {
+    struct daemon d = {path, metrics_new(), NULL, NULL};
     sigset_t set;
     pthread_t tid;
     int sig;
@@ -141,7 +173,9 @@ static int serve(const char *path, struct rm_config *cfg)
     if (cfg->user != NULL)
         drop_privileges(cfg->user);
     log_set_level(cfg->log_level);
-    snap_publish(build_snapshot(cfg, NULL));
+    metrics_endpoint(&d, cfg);
+    struct snap *first = build_snapshot(&d, cfg, NULL);
+    snap_publish(first); /* generation 1, as metrics_new() assumes */
     msg_info("relaymilter %s listening on %s", RM_VERSION, cfg->socket);
     if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
         msg_fatal("cannot start the milter thread");
@@ -149,7 +183,7 @@ static int serve(const char *path, struct rm_config *cfg)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(path);
+            reload(&d);
             continue;
         }
         msg_info("stopping on signal %d", sig);
@@ -157,7 +191,10 @@ static int serve(const char *path, struct rm_config *cfg)
         break;
     }
     pthread_join(tid, NULL);
+    httpd_stop(d.httpd);
     snap_shutdown();
+    free(d.metrics_listen);
+    metrics_free(d.metrics);
     return 0;
 }
 

@@ -64,6 +64,7 @@ static const struct cfg_param cfg_params[] = {
      NULL},
     {"", "on_store_error", CT_ENUM, OFF(on_store_error), CFG_SE_ACCEPT, NULL, 0, 0,
      store_error_names},
+    {"metrics", "listen", CT_STR, OFF(metrics_listen), 0, NULL, 0, 0, NULL},
     {"log", "level", CT_ENUM, OFF(log_level), LOG_LVL_INFO, NULL, 0, 0, level_names},
     {"", "blocked_recipient_domains", CT_STRLIST, OFF(blocked_rcpt_domains), 0, NULL, 0,
      0, NULL},
@@ -71,7 +72,7 @@ static const struct cfg_param cfg_params[] = {
 #define NPARAMS (sizeof(cfg_params) / sizeof(cfg_params[0]))
 
 /* Top-level names parsed by code rather than by the table. */
-static const char *const cfg_groups[] = {"milter", "redis",     "log",
+static const char *const cfg_groups[] = {"milter", "redis",     "log", "metrics",
                                          "limits", "customers", NULL};
 
 struct loader {

@@ -71,6 +71,7 @@ struct rm_config {
     int local_max_entries; /* on_store_error = local: counters kept at most */
 
     int on_store_error;
+    char *metrics_listen; /* "HOST:PORT" of /metrics, NULL: off */
     int log_level;
     struct lim_set limits; /* every field set: built-in overlaid by limits{} */
     struct cfg_customer *customers;

@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
 #include "domain.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "quota.h"
 
 /* Longest customer name (SASL login) used in keys; far above real logins. */
@@ -126,6 +128,32 @@ static void log_decision(const struct pol_conn *c, const char *qid, const char *
     msg_info("%s: customer=%s sender=<%s> nrcpt=%lld action=%s%s%s",
              qid && *qid ? qid : "NOQUEUE", c->customer, c->sender, c->nrcpt, action,
              reason ? " reason=" : "", reason ? reason : "");
+    metrics_decision(c->snap->metrics, action, reason);
+}
+
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* Every round trip made for a message goes through here, to be timed. */
+static int store_lookup(struct pol_conn *c, const struct store_lookup_req *req,
+                        struct store_lookup_res *res, char *err)
+{
+    long long t0 = mono_us();
+    int rc = c->snap->store->ops->lookup(c->snap->store, req, res, err);
+    metrics_store_call(c->snap->metrics, mono_us() - t0, rc == 0);
+    return rc;
+}
+
+static int store_charge(struct pol_conn *c, struct quota_result *res, char *err)
+{
+    long long t0 = mono_us();
+    int rc = c->snap->store->ops->charge(c->snap->store, &c->q, res, err);
+    metrics_store_call(c->snap->metrics, mono_us() - t0, rc == 0 && !res->local);
+    return rc;
 }
 
 /* A store failure: the configured on_store_error decides. It is logged in
@@ -188,7 +216,7 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
     id_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer,
                 sizeof(c->customer));
     cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
-    if (c->snap->store->ops->lookup(c->snap->store, &req, &res, err) != 0) {
+    if (store_lookup(c, &req, &res, err) != 0) {
         store_failed(c, NULL, "MAIL_FROM", err, r);
         return r->verdict == POL_CONTINUE ? 0 : -1;
     }
@@ -326,12 +354,14 @@ void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *r)
                  c->customer, c->sender, addr);
         c->nblocked++;
         note_rcpt(c, addr);
+        metrics_rcpt_refused(c->snap->metrics, "blocked_recipient_domain");
         return;
     }
     max = c->lim.v[LIM_MAX_RCPT];
     if (max != LIM_UNLIMITED && c->nrcpt >= max) {
         set_reply(r, POL_TEMPFAIL, "452", "4.5.3",
                   "too many recipients (max_recipients %lld)", max);
+        metrics_rcpt_refused(c->snap->metrics, "max_recipients");
         return;
     }
     c->nrcpt++;
@@ -386,7 +416,7 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
         qid ? qid : "", c->customer, c->sender,
         c->rcpts,       "",          lim_action_name((int)c->lim.v[LIM_ACTION])};
     c->q.event = &ev;
-    int rc = c->snap->store->ops->charge(c->snap->store, &c->q, &res, err);
+    int rc = store_charge(c, &res, err);
     c->q.event = NULL;
     if (rc != 0) {
         store_failed(c, qid, "DATA", err, r);

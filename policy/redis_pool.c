@@ -283,6 +283,14 @@ static int wait_slot(struct rpool *p, struct rconn **out)
     return 0;
 }
 
+int rpool_circuit_open(struct rpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int open = br_is_open(&p->br);
+    pthread_mutex_unlock(&p->lock);
+    return open;
+}
+
 struct rconn *rpool_get(struct rpool *p, char *err)
 {
     struct rconn *c = NULL;

@@ -55,6 +55,7 @@ struct rconn {
 struct rpool *rpool_new(const struct rm_config *cfg);
 void rpool_free(struct rpool *p);
 int rpool_matches(const struct rpool *p, const struct rm_config *cfg);
+int rpool_circuit_open(struct rpool *p);
 struct rconn *rpool_get(struct rpool *p, char *err);
 void rpool_put(struct rpool *p, struct rconn *rc, enum rpool_status status);
 enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r);

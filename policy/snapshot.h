@@ -27,6 +27,7 @@ struct snap {
     unsigned long generation;
     struct rm_config *cfg;
     struct store *store;
+    struct metrics *metrics; /* not owned: lives as long as the process; may be NULL */
 };
 
 struct snap *snap_new(struct rm_config *cfg, struct store *store);

@@ -76,6 +76,7 @@ struct store_ops {
                   char *err);
     int (*rcpt_blocked)(struct store *s, const char *domain);
     int (*event)(struct store *s, const struct store_event *ev, char *err);
+    int (*circuit_open)(struct store *s); /* optional: 1 while calls are suspended */
     void (*destroy)(struct store *s);
 };
 

@@ -334,6 +334,11 @@ static int redis_event(struct store *base, const struct store_event *ev, char *e
     return finish(s, c, r, rc);
 }
 
+static int redis_circuit_open(struct store *base)
+{
+    return rpool_circuit_open(((struct store_redis *)base)->pool);
+}
+
 static void redis_destroy(struct store *base)
 {
     struct store_redis *s = (struct store_redis *)base;
@@ -352,6 +357,7 @@ static const struct store_ops redis_ops = {
     .refund = redis_refund,
     .rcpt_blocked = redis_rcpt_blocked,
     .event = redis_event,
+    .circuit_open = redis_circuit_open,
     .destroy = redis_destroy,
 };
 
