@@ -108,6 +108,10 @@ static void end_transaction(struct pol_conn *c)
     c->nrcpt = 0;
     c->nblocked = 0;
     c->rcpts[0] = '\0';
+    /* Redis's domain verdict belongs to one message: a later lookup that
+     * fails must not judge another sender domain by it. */
+    c->dom_level_redis = 0;
+    c->dom_member_redis = 0;
 }
 
 /* An entry in the events stream for a refusal decided before DATA (those at

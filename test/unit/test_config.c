@@ -303,6 +303,41 @@ static const struct bad_case bad_cases[] = {
      "customers = (\n  { name = \"a\";\n    domains = [ \"ok.example\",\n"
      "                \"bad..example\" ]; }\n);\n",
      4, "bad..example"},
+    {"local_share 0", "redis = {\n  local_share = 0;\n};\n", 2, "local_share"},
+    {"local_share 0.0", "redis = {\n\n  local_share = 0.0;\n};\n", 3, "local_share"},
+    {"local_share 1.5", "redis = {\n  local_share = 1.5;\n};\n", 2, "local_share"},
+    {"local_share negative", "redis = {\n  local_share = -0.25;\n};\n", 2, "local_share"},
+    {"local_share text", "redis = {\n  local_share = \"x\";\n};\n", 2, "local_share"},
+    {"local_max_entries 99", "redis = {\n  local_max_entries = 99;\n};\n", 2,
+     "local_max_entries"},
+    {"local_max_entries too big", "redis = {\n  local_max_entries = 10000001;\n};\n", 2,
+     "local_max_entries"},
+    {"events_maxlen -1", "redis = {\n  events_maxlen = -1;\n};\n", 2, "events_maxlen"},
+    {"events_maxlen too big", "redis = {\n  events_maxlen = 10000001;\n};\n", 2,
+     "events_maxlen"},
+    {"sentinel without port",
+     "redis = {\n  master = \"m\";\n  sentinels = [ \"10.0.0.1:26379\",\n"
+     "                \"10.0.0.2\" ];\n};\n",
+     4, "10.0.0.2"},
+    {"sentinel port 0",
+     "redis = {\n  master = \"m\";\n  sentinels = [ \"[::1]:0\" ];\n};\n", 3, "[::1]:0"},
+    {"blocked domain with @",
+     "blocked_recipient_domains = [\n  \"ok.example\",\n  \"user@spamtrap.example\" ];\n",
+     3, "user@spamtrap.example"},
+    {"blocked domain with space",
+     "\nblocked_recipient_domains = [ \"spam trap.example\" ];\n", 2,
+     "spam trap.example"},
+    {"blocked domain empty label", "blocked_recipient_domains = [ \"a..example\" ];\n", 1,
+     "a..example"},
+    {"customer domain not UTF-8",
+     "customers = (\n  { name = \"a\";\n    domains = [ \"b\xfc"
+     "cher.example\" ]; }\n);\n",
+     3, "domains"},
+    {"customer domain label of 64",
+     "customers = (\n  { name = \"a\";\n    domains = [\n      \"ok.example\",\n      \""
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\" ]; "
+     "}\n);\n",
+     5, "domains"},
     {"first error wins", "milter = {\n  timeout = 0;\n};\nbogus = 1;\n", 2, "timeout"},
 };
 
