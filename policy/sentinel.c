@@ -26,6 +26,11 @@ int sentinel_split(const char *spec, char *host, size_t hostlen, int *port)
         h = spec + 1;
         len -= 2;
     }
+    /* An IPv6 address needs its brackets; no blanks anywhere. */
+    if ((spec[0] != '[' && memchr(spec, ':', len) != NULL) ||
+        (spec[0] == '[' && memchr(spec + 1, '[', len - 1) != NULL) ||
+        strpbrk(spec, " \t"))
+        return -1;
     long p = strtol(colon + 1, &end, 10);
     if (*end != '\0' || p < 1 || p > 65535 || len == 0 || len >= hostlen)
         return -1;
