@@ -159,6 +159,7 @@ int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
         if (om || over((double)ent[i]->pr, ent[i]->r, f, q->nrcpt, lr)) {
             res->counter = i;
             res->metric = om ? 'm' : 'r';
+            res->local_limit = om ? lm : lr;
             res->retry_ms = w - now_ms % w; /* coarse: the next window edge */
             pthread_mutex_unlock(&lq->lock);
             return 0;

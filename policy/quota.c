@@ -75,6 +75,11 @@ void quota_refusal_text(const struct quota_req *q, const struct quota_result *re
     char when[32];
 
     quota_format_duration(res->retry_ms, when, sizeof(when));
-    snprintf(buf, len, "quota exceeded: %s %lld for %s, retry in %s",
-             lim_field_name(field), limit, customer, when);
+    if (res->local) /* say what was enforced: the share, not the configured limit */
+        snprintf(buf, len,
+                 "quota exceeded: %s %lld (local share of %lld) for %s, retry in %s",
+                 lim_field_name(field), res->local_limit, limit, customer, when);
+    else
+        snprintf(buf, len, "quota exceeded: %s %lld for %s, retry in %s",
+                 lim_field_name(field), limit, customer, when);
 }

@@ -48,11 +48,12 @@ struct quota_req {
 
 struct quota_result {
     int admitted;
-    long long charged_ms; /* the store's clock at the charge, for a refund */
-    int counter;          /* refused: index into quota_req.c */
-    char metric;          /* refused: 'm' messages, 'r' recipients */
-    long long retry_ms;   /* refused: when the message would fit */
-    int local;            /* decided by the local fallback (Redis unusable) */
+    long long charged_ms;  /* the store's clock at the charge, for a refund */
+    int counter;           /* refused: index into quota_req.c */
+    char metric;           /* refused: 'm' messages, 'r' recipients */
+    long long retry_ms;    /* refused: when the message would fit */
+    int local;             /* decided by the local fallback (Redis unusable) */
+    long long local_limit; /* refused locally: the share of the limit enforced */
 };
 
 int quota_build(struct quota_req *q, const char *prefix, const char *customer,

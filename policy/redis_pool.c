@@ -67,7 +67,12 @@ static struct timeval ms_tv(int ms)
 
 void rpool_error(const redisContext *c, const redisReply *r, char *err)
 {
-    if (r == NULL)
+    /* hiredis reports a read timeout as EAGAIN's text; say what it means. */
+    if (r == NULL && c->err == REDIS_ERR_IO &&
+        strstr(c->errstr, "temporarily unavailable"))
+        snprintf(err, STORE_ERR_MAX,
+                 "redis: timeout (no reply within command_timeout_ms)");
+    else if (r == NULL)
         snprintf(err, STORE_ERR_MAX, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
     else if (r->type == REDIS_REPLY_ERROR)
         snprintf(err, STORE_ERR_MAX, "redis: %.*s", (int)r->len, r->str);
