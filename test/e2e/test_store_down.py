@@ -160,8 +160,8 @@ class StoreDown(unittest.TestCase):
 
     def assert_local_refusal(self, rd):
         self.assertEqual((rd.stage, rd.code), ("data", 451), rd)
-        self.assertRegex(rd.text, r"^4\.7\.1 quota exceeded: messages_per_minute \d+ "
-                                  r"for ip:127\.0\.32\.1, retry in ")
+        self.assertRegex(rd.text, r"^4\.7\.1 quota exceeded: messages_per_minute 2 "
+                                  r"\(local share of 8\) for ip:127\.0\.32\.1, retry in ")
 
     def counter_key(self, source):
         return "relay:qc:m:ip:%s" % source
