@@ -6,6 +6,7 @@
  *   relaymilter -V | -h
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libmilter/mfapi.h>
 #include <pthread.h>
@@ -39,6 +40,7 @@ static void usage(FILE *out)
 /* What lives as long as the process: counters and the metrics endpoint. */
 struct daemon {
     const char *path;
+    int cfg_fd; /* the config opened before dropping root; -1 when not needed */
     struct metrics *metrics;
     struct httpd *httpd;
     char *metrics_listen;
@@ -74,10 +76,45 @@ static struct snap *build_snapshot(struct daemon *d, struct rm_config *cfg,
     return s;
 }
 
+/*
+ * The config may be readable by root only while the daemon runs as
+ * milter.user. Then the file opened at start, before root was dropped, is
+ * read again from its beginning: that sees edits made in place. An editor
+ * that replaced the file left us holding the old one (no links left): that is
+ * an error, never a silent reload of stale text.
+ */
+static struct rm_config *reread(struct daemon *d, char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *fp = fopen(d->path, "r");
+
+    if (fp == NULL && errno == EACCES && d->cfg_fd >= 0) {
+        if (fstat(d->cfg_fd, &st) != 0 || st.st_nlink == 0) {
+            snprintf(err, errlen,
+                     "%s:0: replaced by a file this user cannot read; "
+                     "restart relaymilter to apply it",
+                     d->path);
+            return NULL;
+        }
+        int fd = dup(d->cfg_fd);
+        if (fd >= 0 && lseek(fd, 0, SEEK_SET) == 0)
+            fp = fdopen(fd, "r");
+        else if (fd >= 0)
+            close(fd);
+    }
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s:0: cannot read the file: %s", d->path, strerror(errno));
+        return NULL;
+    }
+    struct rm_config *cfg = cfg_load_fp(d->path, fp, err, errlen);
+    fclose(fp);
+    return cfg;
+}
+
 static void reload(struct daemon *d)
 {
     char err[600];
-    struct rm_config *cfg = cfg_load(d->path, err, sizeof(err));
+    struct rm_config *cfg = reread(d, err, sizeof(err));
 
     if (cfg == NULL) {
         msg_error("reload failed, keeping the configuration in force: %s", err);
@@ -101,6 +138,7 @@ static void secure_socket(const struct rm_config *cfg)
 {
     const char *spec = cfg->socket, *path = NULL;
     gid_t gid = (gid_t)-1;
+    uid_t uid = (uid_t)-1;
 
     if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0)
         path = strchr(spec, ':') + 1;
@@ -114,8 +152,11 @@ static void secure_socket(const struct rm_config *cfg)
             msg_fatal("milter.socket_group: no such group \"%s\"", cfg->socket_group);
         gid = gr->gr_gid;
     }
-    if (chmod(path, (mode_t)cfg->socket_mode_bits) != 0 ||
-        chown(path, (uid_t)-1, gid) != 0)
+    /* Owned by the user the daemon becomes, like a socket it made itself. */
+    struct passwd *pw = cfg->user ? getpwnam(cfg->user) : NULL;
+    if (pw != NULL)
+        uid = pw->pw_uid;
+    if (chmod(path, (mode_t)cfg->socket_mode_bits) != 0 || chown(path, uid, gid) != 0)
         msg_fatal("cannot set mode/group of %s: %s", path, strerror(errno));
 }
 
@@ -150,7 +191,7 @@ static void *milter_thread(void *arg)
  */
 static int serve(const char *path, struct rm_config *cfg)
 {
-    struct daemon d = {path, metrics_new(), NULL, NULL};
+    struct daemon d = {path, -1, metrics_new(), NULL, NULL};
     sigset_t set;
     pthread_t tid;
     int sig;
@@ -170,8 +211,10 @@ static int serve(const char *path, struct rm_config *cfg)
     if (smfi_opensocket(1) != MI_SUCCESS)
         msg_fatal("cannot listen on %s", cfg->socket);
     secure_socket(cfg);
-    if (cfg->user != NULL)
+    if (cfg->user != NULL) {
+        d.cfg_fd = open(path, O_RDONLY | O_CLOEXEC);
         drop_privileges(cfg->user);
+    }
     log_set_level(cfg->log_level);
     metrics_endpoint(&d, cfg);
     struct snap *first = build_snapshot(&d, cfg, NULL);

@@ -475,6 +475,11 @@ static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
 
 struct rm_config *cfg_load(const char *path, char *err, size_t errlen)
 {
+    return cfg_load_fp(path, NULL, err, errlen);
+}
+
+struct rm_config *cfg_load_fp(const char *path, FILE *fp, char *err, size_t errlen)
+{
     struct loader ld = {path, err, errlen};
     struct rm_config *cfg = xcalloc(1, sizeof(*cfg));
     config_t lc;
@@ -483,7 +488,7 @@ struct rm_config *cfg_load(const char *path, char *err, size_t errlen)
     config_init(&lc);
     cfg->path = xstrdup(path);
     set_defaults(cfg);
-    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+    if ((fp ? config_read(&lc, fp) : config_read_file(&lc, path)) != CONFIG_TRUE) {
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
             snprintf(err, errlen, "%s:0: cannot read the file", path);
         else

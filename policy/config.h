@@ -5,6 +5,8 @@
  *   cfg_load(path, err, errlen)   parse and validate; NULL with "FILE:LINE: what"
  *                                 in err on any error (unknown key, bad type,
  *                                 value out of range, missing required key)
+ *   cfg_load_fp(path, fp, err, errlen)  the same from an open stream (path
+ *                                 names it in errors)
  *   cfg_free(cfg)
  *   cfg_customer_by_sasl(cfg, login)    customer index or -1
  *   cfg_customer_by_addr(cfg, addr)     longest networks prefix, or -1
@@ -26,6 +28,7 @@
 #define RM_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "limits.h"
 #include "netmatch.h"
@@ -82,6 +85,7 @@ struct rm_config {
 };
 
 struct rm_config *cfg_load(const char *path, char *err, size_t errlen);
+struct rm_config *cfg_load_fp(const char *path, FILE *fp, char *err, size_t errlen);
 void cfg_free(struct rm_config *cfg);
 int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login);
 int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr);
