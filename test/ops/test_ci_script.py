@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""test_ci_script - postfix-example/ci-test.sh against a real, private Postfix.
+
+    with-redis /usr/bin/python3 test_ci_script.py --milter PATH [unittest options]
+
+The script users run in their CI (ci-test.sh HOST PORT) runs here unchanged
+against the Postfix + relaymilter of test/e2e/postfix_harness.py and the
+Redis of test/lib/with-redis. It must pass there, leave the customer's Redis
+limits as it found them, and fail (exit 1) when the replies are wrong: with
+the milter stopped, Postfix accepts everything (milter_default_action =
+accept). Needs root (Postfix).
+"""
+
+import os
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import e2e_main  # noqa: E402
+from postfix_harness import Harness  # noqa: E402
+
+SCRIPT = os.path.join(HERE, "..", "..", "postfix-example", "ci-test.sh")
+# The sample's defaults, as a user's relay would have them.
+SETTINGS = {"limits": {"messages_per_minute": 60, "messages_per_hour": 1000,
+                       "max_recipients": 100, "action": "tempfail"}}
+
+
+class CiScript(unittest.TestCase):
+    h = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.h = Harness(e2e_main.MILTER, SETTINGS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.h is not None:
+            cls.h.stop()
+
+    def setUp(self):
+        self.h.redis("FLUSHALL")
+        if not self.h.milter_alive():
+            self.h.start_milter()
+
+    def run_script(self, *args, source="127.0.0.1"):
+        argv = ["sh", SCRIPT, "--redis-cli", "redis-cli -p %d" % self.h.redis_port,
+                "--source", source] + list(args) + ["127.0.0.1", str(self.h.smtpd_port)]
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, timeout=120)
+        sys.stderr.write(res.stdout)
+        self.assertNotIn("could not restore", res.stdout)
+        return res
+
+    def test_passes_against_postfix(self):
+        self.h.redis("HSET", "relay:limits:ip:127.0.5.1", "messages_per_hour", "777")
+        res = self.run_script(source="127.0.5.1")
+        self.assertEqual(res.returncode, 0, res.stdout)
+        lines = res.stdout.strip().split("\n")
+        self.assertEqual(lines[-1], "5 passed, 0 failed")
+        self.assertIn("customer ip:127.0.5.1", res.stdout)
+        self.assertRegex(res.stdout, r"ok: message 4, over messages_per_minute 3: 451 4\.7\.1 "
+                                     r"quota exceeded: messages_per_minute 3 for ip:127\.0\.5\.1")
+        self.assertRegex(res.stdout, r"ok: over the limit with action reject: 550 5\.7\.1 ")
+        # The three messages under the limit went through Postfix to the sink.
+        self.h.wait_for_deliveries(3)
+        # The customer's own override is back, nothing else is left behind.
+        self.assertEqual(self.h.redis_json("HGETALL", "relay:limits:ip:127.0.5.1"),
+                         {"messages_per_hour": "777"})
+        self.assertEqual(self.h.redis("--scan", "--pattern", "relay:q*"), "")
+
+    def test_limit_and_customer_options(self):
+        self.h.redis("FLUSHALL")
+        res = self.run_script("--limit", "1", "--customer", "ip:127.0.5.2",
+                              source="127.0.5.2")
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertEqual(res.stdout.strip().split("\n")[-1], "3 passed, 0 failed")
+        self.assertEqual(self.h.redis("EXISTS", "relay:limits:ip:127.0.5.2"), "0")
+
+    def test_fails_with_the_wrong_customer(self):
+        # The limit goes to a customer that is not us: nothing is refused.
+        res = self.run_script("--customer", "nobody", source="127.0.5.3")
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("FAIL: message 4, over messages_per_minute 3", res.stdout)
+        self.assertIn("hint:", res.stdout)
+
+    def test_fails_without_the_milter(self):
+        self.h.stop_milter()
+        try:
+            res = self.run_script(source="127.0.5.4")
+        finally:
+            self.h.start_milter()
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("3 passed, 2 failed", res.stdout)
+
+    def test_no_redis_is_exit_2(self):
+        argv = ["sh", SCRIPT, "--redis-cli", "redis-cli -p 1", "127.0.0.1",
+                str(self.h.smtpd_port)]
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("cannot use Redis", res.stdout)
+
+    def test_usage(self):
+        res = subprocess.run(["sh", SCRIPT, "onlyhost"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("ci-test.sh [OPTIONS] HOST PORT", res.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(e2e_main.run(__doc__, need_with_redis=True))
