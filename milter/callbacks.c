@@ -16,6 +16,7 @@
 struct cb_conn {
     struct pol_conn *pol;
     int can_quarantine;
+    int connect_noreply; /* SMFIP_NR_CONN agreed: the MTA awaits no reply */
 };
 
 static struct cb_conn *conn_of(SMFICTX *ctx)
@@ -61,6 +62,11 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     smfi_setpriv(ctx, cc);
     *pf0 = f0 & SMFIF_QUARANTINE;
     *pf1 = f1 & skip;
+    /* cb_connect never refuses: the MTA need not wait for its reply */
+    if (f1 & SMFIP_NR_CONN) {
+        *pf1 |= SMFIP_NR_CONN;
+        cc->connect_noreply = 1;
+    }
     *pf2 = 0;
     *pf3 = 0;
     if (f0 & SMFIF_SETSYMLIST) {
@@ -88,7 +94,7 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     }
     cc->pol = pol_conn_new(ip ? &addr : NULL);
     connections(1);
-    return SMFIS_CONTINUE;
+    return cc->connect_noreply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)

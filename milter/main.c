@@ -171,37 +171,179 @@ static void drop_privileges(const char *user)
         msg_fatal("cannot switch to user %s: %s", user, strerror(errno));
 }
 
+/*
+ * Signals. libmilter starts its own signal thread inside smfi_main; it
+ * sigwaits for SIGHUP, SIGTERM and SIGINT and stops the milter on any of
+ * them, but SPEC 3 wants SIGHUP to reload. So every thread runs with those
+ * signals blocked except this main thread, which has them unblocked with a
+ * handler that only writes the signal number to a pipe. The kernel offers a
+ * process-directed signal to the thread-group leader first, and this thread
+ * wants it at every moment: also while a reload runs (in its own thread),
+ * and also while the handler runs, which is why the handler is installed
+ * with SA_NODEFER and an empty mask (a handler normally blocks its own
+ * signal, and a SIGHUP arriving then went to libmilter). The handler is
+ * reentrant: one write(2) and errno restored. The one exception is a burst of two
+ * different signals before this thread runs at all: then the second may reach libmilter,
+ * which stops the milter; with SIGTERM or SIGINT in the burst a stop was asked for
+ * anyway.
+ *
+ * The pipe's write end is the only state a handler can reach; it is set once,
+ * before any handler is installed.
+ */
+static int sig_pipe_w = -1;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+
+    if (write(sig_pipe_w, &b, 1) < 0) {
+        /* The pipe is full: enough requests are queued already. */
+    }
+    errno = saved;
+}
+
+/* Byte written by the milter thread when smfi_main returns by itself. */
+enum { SIG_MILTER_DONE = 0 };
+
 static void *milter_thread(void *arg)
 {
-    (void)arg;
+    unsigned char done = SIG_MILTER_DONE;
+
     if (smfi_main() != MI_SUCCESS)
         msg_error("the milter library stopped with an error");
-    /* Wake the signal loop in main so the process exits. */
-    kill(getpid(), SIGTERM);
+    if (write(*(int *)arg, &done, 1) < 0)
+        msg_error("cannot wake the main thread: %s", strerror(errno));
     return NULL;
 }
 
 /*
- * Signals. libmilter's own signal thread (started inside smfi_main) treats
- * SIGHUP like SIGTERM and stops the milter; SPEC 3 wants SIGHUP to reload.
- * So smfi_main runs in a second thread and the main thread waits for the
- * signals with sigwait. Linux delivers a process-directed signal to the
- * thread-group leader (this thread) first when it is waiting for it, so
- * libmilter's thread never sees them; a stop goes through smfi_stop().
+ * Reloads run in their own thread, started with the signals blocked, so the
+ * main thread never has to block them (that would open a window in which a
+ * SIGHUP reaches libmilter) and a reload's system calls are never
+ * interrupted. Requests that arrive during a reload are merged into one more.
  */
-static int serve(const char *path, struct rm_config *cfg)
+struct reloader {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, quit;
+    struct daemon *d;
+};
+
+static void *reload_thread(void *arg)
+{
+    struct reloader *r = arg;
+
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (!r->pending && !r->quit)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->quit)
+            break;
+        r->pending = 0;
+        pthread_mutex_unlock(&r->mu);
+        reload(r->d);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void reloader_post(struct reloader *r, int quit)
+{
+    pthread_mutex_lock(&r->mu);
+    if (quit)
+        r->quit = 1;
+    else
+        r->pending = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/*
+ * A stop is handed to libmilter's own signal thread rather than made with
+ * smfi_stop(): that thread exists only once smfi_main has set up what
+ * smfi_stop touches, and a SIGTERM raised while this thread blocks it stays
+ * pending until libmilter waits for it. So a stop asked for during start-up
+ * is neither lost nor racing libmilter's initialisation.
+ */
+static void stop_milter(const sigset_t *set)
+{
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    kill(getpid(), SIGTERM);
+}
+
+/* A thread created with the signals of set blocked, whatever this thread's
+ * mask is (pthread_attr_setsigmask_np: glibc 2.32). */
+static void start_blocked(pthread_t *tid, const sigset_t *set, void *(*fn)(void *),
+                          void *arg)
+{
+    pthread_attr_t attr;
+
+    if (pthread_attr_init(&attr) != 0 || pthread_attr_setsigmask_np(&attr, set) != 0 ||
+        pthread_create(tid, &attr, fn, arg) != 0)
+        msg_fatal("cannot start the milter thread");
+    pthread_attr_destroy(&attr);
+}
+
+static void install_handlers(const sigset_t *set, int pipe_r_w[2])
+{
+    struct sigaction sa;
+
+    if (pipe(pipe_r_w) != 0)
+        msg_fatal("pipe: %s", strerror(errno));
+    fcntl(pipe_r_w[0], F_SETFD, FD_CLOEXEC);
+    fcntl(pipe_r_w[1], F_SETFD, FD_CLOEXEC);
+    fcntl(pipe_r_w[1], F_SETFL, O_NONBLOCK);
+    sig_pipe_w = pipe_r_w[1];
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    /* No SA_RESTART: the read(2) in serve() must return EINTR, since some
+     * runtimes (ThreadSanitizer) run the handler only when the thread next
+     * enters a libc call, not inside a restarted read. Only this thread takes
+     * these signals, and it makes no other interruptible call. */
+    sa.sa_flags = SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(set, sig) == 1)
+            sigaction(sig, &sa, NULL);
+}
+
+/* Defined by the leak checker when the binary is built with ASan. */
+extern void __lsan_do_leak_check(void) __attribute__((weak));
+
+/*
+ * The end of a served process. libmilter's signal thread, which carried out
+ * the stop, is never joined and may still be inside libmilter's stop code,
+ * holding its mutexes; exit handlers that tear libmilter down would race it.
+ * Everything of ours is released by now, so the process ends with _exit
+ * (after the leak check when one is built in; valgrind checks at _exit too).
+ */
+_Noreturn static void end_process(int status)
+{
+    fflush(NULL);
+    if (__lsan_do_leak_check != NULL)
+        __lsan_do_leak_check();
+    _exit(status);
+}
+
+_Noreturn static void serve(const char *path, struct rm_config *cfg)
 {
     struct daemon d = {path, -1, metrics_new(), NULL, NULL};
+    struct reloader rl = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, &d};
     sigset_t set;
-    pthread_t tid;
-    int sig;
+    pthread_t tid, rtid;
+    int pipe_fds[2];
+    unsigned char sig;
 
+    /* Blocked first: every thread started from here on inherits the mask. */
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    install_handlers(&set, pipe_fds);
 
     if (smfi_setconn(cfg->socket) != MI_SUCCESS ||
         smfi_settimeout(cfg->timeout) != MI_SUCCESS)
@@ -220,25 +362,36 @@ static int serve(const char *path, struct rm_config *cfg)
     struct snap *first = build_snapshot(&d, cfg, NULL);
     snap_publish(first); /* generation 1, as metrics_new() assumes */
     msg_info("relaymilter %s listening on %s", RM_VERSION, cfg->socket);
-    if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-        msg_fatal("cannot start the milter thread");
+    /* Unblocked here before the milter thread exists: a signal that came
+     * during start-up is pending, and is delivered to this thread now, before
+     * libmilter's signal thread could sigwait for it. */
+    if (pthread_create(&rtid, NULL, reload_thread, &rl) != 0)
+        msg_fatal("cannot start a thread");
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    start_blocked(&tid, &set, milter_thread, &pipe_fds[1]);
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
+        ssize_t n = read(pipe_fds[0], &sig, 1);
+        if (n < 0 && errno == EINTR)
             continue;
+        if (n != 1 || sig == SIG_MILTER_DONE)
+            break;
         if (sig == SIGHUP) {
-            reload(&d);
+            reloader_post(&rl, 0);
             continue;
         }
         msg_info("stopping on signal %d", sig);
-        smfi_stop();
+        stop_milter(&set);
         break;
     }
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_join(tid, NULL);
+    reloader_post(&rl, 1);
+    pthread_join(rtid, NULL);
     httpd_stop(d.httpd);
     snap_shutdown();
     free(d.metrics_listen);
     metrics_free(d.metrics);
-    return 0;
+    end_process(0);
 }
 
 int main(int argc, char **argv)
@@ -285,5 +438,5 @@ int main(int argc, char **argv)
              isatty(STDERR_FILENO) || getenv("RELAYMILTER_LOG_STDERR") != NULL);
     if (cfg == NULL)
         msg_fatal("%s", err);
-    return serve(path, cfg);
+    serve(path, cfg);
 }

@@ -6,14 +6,13 @@
  */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfglex.h"
 #include "domain.h"
 #include "log.h"
 #include "sentinel.h"
@@ -149,50 +148,6 @@ static int canon_domains(struct loader *ld, const config_setting_t *s, const cha
     return 0;
 }
 
-/*
- * libconfig 1.5 reads a whole number without the L suffix as a 32-bit int and
- * silently wraps larger ones (5000000000 becomes 705032704, and a wrap to -1
- * would lift a limit). So for plain ints the literal is read again from its
- * source line and must agree. Returns 0 when it agrees or cannot be found
- * (then libconfig's value stands), -1 when it does not.
- */
-static int literal_agrees(struct loader *ld, const config_setting_t *s, long long v,
-                          char *lit_text, size_t lit_len)
-{
-    const char *file =
-        config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
-    const char *name = config_setting_name(s);
-    char line[4096];
-    unsigned n = 0, want = config_setting_source_line(s);
-    FILE *fp = name ? fopen(file, "r") : NULL;
-    int rc = 0;
-
-    if (fp == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), fp) != NULL && ++n < want)
-        ;
-    fclose(fp);
-    if (n != want)
-        return 0;
-    for (char *p = strstr(line, name); p != NULL; p = strstr(p + 1, name)) {
-        char *q = p + strlen(name), *end;
-        if (p > line && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        q += strspn(q, " \t");
-        if (*q != '=' && *q != ':')
-            continue;
-        q++;
-        errno = 0;
-        long long lit = strtoll(q, &end, 0);
-        if (end != q) {
-            rc = (errno == ERANGE || lit != v) ? -1 : 0;
-            q += strspn(q, " \t");
-            snprintf(lit_text, lit_len, "%.*s", (int)(end - q), q);
-        }
-    }
-    return rc;
-}
-
 static int get_int(struct loader *ld, const config_setting_t *s, const char *what,
                    long long min, long long max, long long *out)
 {
@@ -200,11 +155,6 @@ static int get_int(struct loader *ld, const config_setting_t *s, const char *wha
     if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
         return fail(ld, s, "%s must be a whole number", what);
     long long v = config_setting_get_int64(s);
-    char lit[64];
-    if (t == CONFIG_TYPE_INT && literal_agrees(ld, s, v, lit, sizeof(lit)) != 0)
-        return fail(ld, s,
-                    "%s = %s does not fit a plain number; write %sL (range %lld..%lld)",
-                    what, lit, lit, min, max);
     if (v < min || v > max)
         return fail(ld, s, "%s = %lld is out of range (%lld..%lld)", what, v, min, max);
     *out = v;
@@ -324,6 +274,32 @@ static int load_limits(struct loader *ld, const config_setting_t *g, const char 
     return 0;
 }
 
+/* A login or a network that names two customers would charge one of them
+ * for the other's mail depending on file order: refused. The customers
+ * before c are loaded (cfg->ncustomers counts them). */
+static int check_sasl_unique(struct loader *ld, const struct rm_config *cfg,
+                             const config_setting_t *g, const struct cfg_customer *c)
+{
+    const config_setting_t *ls = config_setting_get_member(g, "sasl");
+
+    for (size_t i = 0; i < c->sasl.n; i++) {
+        int other = cfg_customer_by_sasl(cfg, c->sasl.v[i]);
+        if (other >= 0)
+            return fail(ld, config_setting_get_elem(ls, (unsigned)i),
+                        "customers.sasl: \"%s\" is also a login of customer \"%s\"",
+                        c->sasl.v[i], cfg->customers[other].name);
+    }
+    return 0;
+}
+
+static int same_network(const struct net_prefix *t, size_t n, const struct net_prefix *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].len == p->len && t[i].value != p->value && net_contains(&t[i], &p->addr))
+            return t[i].value;
+    return -1;
+}
+
 static int load_customer(struct loader *ld, struct rm_config *cfg,
                          const config_setting_t *g, struct cfg_customer *c,
                          struct net_prefix **nets, size_t *nnets)
@@ -360,6 +336,8 @@ static int load_customer(struct loader *ld, struct rm_config *cfg,
         rc = fail(ld, g, "customer without a name");
     if (rc == 0 && cfg_customer_find(cfg, c->name) >= 0)
         rc = fail(ld, g, "customer \"%s\" is defined twice", c->name);
+    if (rc == 0)
+        rc = check_sasl_unique(ld, cfg, g, c);
     const config_setting_t *ns = config_setting_get_member(g, "networks");
     for (size_t i = 0; rc == 0 && i < networks.n; i++) {
         struct net_prefix p;
@@ -370,6 +348,13 @@ static int load_customer(struct loader *ld, struct rm_config *cfg,
             break;
         }
         p.value = (int)(c - cfg->customers);
+        int other = same_network(*nets, *nnets, &p);
+        if (other >= 0) {
+            rc = fail(ld, config_setting_get_elem(ns, (unsigned)i),
+                      "customers.networks: \"%s\" is also a network of customer \"%s\"",
+                      networks.v[i], cfg->customers[other].name);
+            break;
+        }
         *nets = realloc(*nets, (*nnets + 1) * sizeof(**nets));
         if (*nets == NULL)
             msg_fatal("out of memory");
@@ -483,18 +468,25 @@ struct rm_config *cfg_load_fp(const char *path, FILE *fp, char *err, size_t errl
     struct loader ld = {path, err, errlen};
     struct rm_config *cfg = xcalloc(1, sizeof(*cfg));
     config_t lc;
-    int rc = 0;
+    char *text = NULL, what[256];
+    size_t len = 0;
+    int rc = 0, line = 0;
 
     config_init(&lc);
     cfg->path = xstrdup(path);
     set_defaults(cfg);
-    if ((fp ? config_read(&lc, fp) : config_read_file(&lc, path)) != CONFIG_TRUE) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-            snprintf(err, errlen, "%s:0: cannot read the file", path);
-        else
-            snprintf(err, errlen, "%s:%d: %s",
-                     config_error_file(&lc) ? config_error_file(&lc) : path,
-                     config_error_line(&lc), config_error_text(&lc));
+    if ((text = cfglex_read(path, fp, &len, err, errlen)) == NULL) {
+        rc = -1;
+        goto out;
+    }
+    if (cfglex_check(text, len, &line, what, sizeof(what)) != 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line, what);
+        rc = -1;
+        goto out;
+    }
+    if (config_read_string(&lc, text) != CONFIG_TRUE) {
+        snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&lc),
+                 config_error_text(&lc));
         rc = -1;
         goto out;
     }
@@ -505,6 +497,7 @@ struct rm_config *cfg_load_fp(const char *path, FILE *fp, char *err, size_t errl
         rc = check_whole(&ld, cfg, &lc);
 out:
     config_destroy(&lc);
+    free(text);
     if (rc != 0) {
         cfg_free(cfg);
         return NULL;

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 /* The level may change on reload while other threads log: an atomic int is
  * all the synchronisation that needs. */
 static atomic_int log_level = LOG_LVL_INFO;
 static int log_stderr;
+static int log_syslog = 1;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -21,6 +23,10 @@ void log_open(const char *ident, int to_stderr)
 {
     openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
     log_stderr = to_stderr;
+    /* Without a syslog socket (a container), glibc retries socket() and
+     * connect() for every line, under its lock; with the stderr copy on,
+     * that line has somewhere to go: skip syslog. */
+    log_syslog = !(to_stderr && access("/dev/log", W_OK) != 0);
 }
 
 void log_set_level(int level)
@@ -46,7 +52,8 @@ static void log_vemit(int prio, const char *tag, const char *fmt, va_list ap)
     char line[2048];
 
     vsnprintf(line, sizeof(line), fmt, ap);
-    syslog(prio, "%s%s", tag, line);
+    if (log_syslog)
+        syslog(prio, "%s%s", tag, line);
     if (log_stderr)
         fprintf(stderr, "relaymilter: %s%s\n", tag, line);
 }

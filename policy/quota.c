@@ -54,7 +54,9 @@ int quota_build(struct quota_req *q, const char *prefix, const char *customer,
 
 void quota_format_duration(long long ms, char *buf, size_t len)
 {
-    long long s = (ms + 999) / 1000;
+    /* Bounded so ms + 999 cannot overflow; no window is anywhere near a year. */
+    const long long cap = 1000LL * 86400 * 366;
+    long long s = ((ms > cap ? cap : ms) + 999) / 1000;
 
     if (s < 1)
         s = 1;

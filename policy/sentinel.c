@@ -10,12 +10,24 @@
 
 #include "store.h"
 
+/* Neither the config nor a sentinel's answer is trusted to be a number: "6379x", "", "-1"
+ * and "99999999999" are all refused rather than read as some other port. */
+static int parse_port(const char *text, int *port)
+{
+    char *end;
+    long p = strtol(text, &end, 10);
+
+    if (end == text || *end != '\0' || p < 1 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
 int sentinel_split(const char *spec, char *host, size_t hostlen, int *port)
 {
     const char *colon = strrchr(spec, ':');
     const char *h = spec;
     size_t len;
-    char *end;
 
     if (colon == NULL || colon == spec)
         return -1;
@@ -25,18 +37,18 @@ int sentinel_split(const char *spec, char *host, size_t hostlen, int *port)
             return -1;
         h = spec + 1;
         len -= 2;
+        if (len == 0) /* "[]:PORT"; also keeps len - 1 below from wrapping */
+            return -1;
     }
     /* An IPv6 address needs its brackets; no blanks anywhere. */
     if ((spec[0] != '[' && memchr(spec, ':', len) != NULL) ||
         (spec[0] == '[' && memchr(spec + 1, '[', len - 1) != NULL) ||
         strpbrk(spec, " \t"))
         return -1;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 1 || p > 65535 || len == 0 || len >= hostlen)
+    if (parse_port(colon + 1, port) != 0 || len == 0 || len >= hostlen)
         return -1;
     memcpy(host, h, len);
     host[len] = '\0';
-    *port = (int)p;
     return 0;
 }
 
@@ -72,8 +84,7 @@ static int ask(redisContext *c, const struct sentinel_opts *o, char *host, size_
         r->element[0]->type == REDIS_REPLY_STRING &&
         r->element[1]->type == REDIS_REPLY_STRING && r->element[0]->len < hostlen) {
         snprintf(host, hostlen, "%s", r->element[0]->str);
-        *port = atoi(r->element[1]->str);
-        rc = *port > 0 && *port < 65536 ? 0 : -1;
+        rc = parse_port(r->element[1]->str, port);
     }
     if (rc != 0)
         snprintf(err, STORE_ERR_MAX, "sentinel: no primary known for \"%s\"", o->master);

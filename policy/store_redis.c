@@ -234,7 +234,11 @@ static int parse_charge(const struct quota_req *q, const redisReply *r,
         return -1;
     res->counter = (int)idx - 1;
     res->metric = metric[0];
-    res->retry_ms = retry < 0 ? 0 : retry;
+    /* A sliding window counter frees up within two windows (the previous
+     * window's share fades out over the current one); anything beyond is
+     * garbage from the store, bounded so later arithmetic cannot overflow. */
+    long long most = 2 * q->c[res->counter].window_ms;
+    res->retry_ms = retry < 0 ? 0 : retry > most ? most : retry;
     return 0;
 }
 

@@ -97,6 +97,8 @@ def _tail(path, n=40):
 
 
 class Harness:
+    start_timeout = 10  # seconds for a process to listen (a subclass may raise it)
+    stop_timeout = 10   # ... and to exit after SIGTERM
     def __init__(self, milter_path, milter_settings=None, redis_port=None, redis_sock=None):
         """redis_port (and redis_sock, for redis()): a Redis of the test's own;
         by default that of test/lib/with-redis."""
@@ -223,12 +225,12 @@ class Harness:
                 raise RuntimeError("%s exited with %s:\n%s" % (what, proc.returncode,
                                                                _tail(logfile)))
             return listening(port)
-        wait_until(ready, 10, "%s listening on 127.0.0.1:%d" % (what, port))
+        wait_until(ready, self.start_timeout, "%s listening on 127.0.0.1:%d" % (what, port))
 
-    @staticmethod
-    def _stop_proc(proc, timeout=10):
+    def _stop_proc(self, proc):
         if proc is None or proc.poll() is not None:
             return
+        timeout = self.stop_timeout
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)

@@ -25,20 +25,6 @@ enum { COMMAND_MS = 100, BOUND_MS = 1000 };
 
 static pid_t hung_pid = -1;
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-                getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
-            "cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static struct rm_config *tcp_config(int port, int pool)
 {
     return it_config("redis = { host = \"127.0.0.1\"; port = %d; prefix = \"se:\";\n"
@@ -69,7 +55,7 @@ static double expect_fast_failure(struct store *s, const struct rm_config *cfg,
 
 static void test_closed_port(void)
 {
-    struct rm_config *cfg = tcp_config(free_port(), 2);
+    struct rm_config *cfg = tcp_config(it_free_port(), 2);
     struct store *s = store_redis_new(cfg);
     struct store_lookup_req req = {"", "err", ""};
     struct store_lookup_res res;
@@ -105,7 +91,7 @@ static void stop_hung(void)
 static int start_hung(void)
 {
     char dir[512], port[16], log[600];
-    int p = free_port();
+    int p = it_free_port();
 
     snprintf(dir, sizeof(dir), "%s/hung", it_env("RM_REDIS_DIR"));
     snprintf(log, sizeof(log), "%s/redis.log", dir);

@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,8 +18,9 @@
 #include "limits.h"
 #include "log.h"
 
-int it_failures;
-static int it_checks;
+/* Checks run from several threads in the concurrency tests. */
+_Atomic int it_failures;
+static _Atomic int it_checks;
 static const char *it_name = "integration";
 
 int it_check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
@@ -277,4 +280,19 @@ void it_sleep_ms(long long ms)
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* A loopback TCP port free at the moment of the call (the kernel picks). */
+int it_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+            "cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
 }

@@ -38,6 +38,7 @@
  *                              quota_build with the config's limits for customer
  *   it_charge(s, q, res)       charge that bails on a store error
  *   it_mono_ms(), it_sleep_ms(ms)
+ *   it_free_port()             a free loopback TCP port
  */
 #ifndef RM_ITEST_H
 #define RM_ITEST_H
@@ -49,7 +50,7 @@
 #include "quota.h"
 #include "store.h"
 
-extern int it_failures;
+extern _Atomic int it_failures;
 
 int it_check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -63,6 +64,7 @@ _Noreturn void it_bail(void);
     } while (0)
 
 void it_start(const char *name);
+int it_free_port(void);
 int it_done(void);
 
 const char *it_env(const char *name);

@@ -178,19 +178,34 @@ START_TEST(wide_literal_not_wrapped)
         const char *text;
         int field;      /* lim_field id, -1 for redis.port */
         long long want; /* -2: no value will do, only an error */
+        int line;       /* the line an error must name */
     } cases[] = {
         {"limits = {\n  recipients_per_day = 5000000000;\n};\n", LIM_RCPT_DAY,
-         5000000000LL},
-        {"limits = {\n  messages_per_day = 4294967296;\n};\n", LIM_MSG_DAY, 4294967296LL},
-        {"limits = {\n  messages_per_day = 99999999999999999999;\n};\n", LIM_MSG_DAY, -2},
-        {"redis = {\n  port = 4294973592;\n};\n", -1, -2}, /* 2^32 + 6296 */
+         5000000000LL, 2},
+        {"limits = {\n  messages_per_day = 4294967296;\n};\n", LIM_MSG_DAY, 4294967296LL,
+         2},
+        {"limits = {\n  messages_per_day = 99999999999999999999;\n};\n", LIM_MSG_DAY, -2,
+         2},
+        {"redis = {\n  port = 4294973592;\n};\n", -1, -2, 2}, /* 2^32 + 6296 */
+        /* the value on the line after its name */
+        {"limits = {\n  messages_per_hour =\n  4294967295;\n};\n", LIM_MSG_HOUR, -2, 3},
+        /* the name repeated in a comment before the key */
+        {"limits = {\n  # messages_per_hour = 10\n  messages_per_hour = "
+         "4294967295;\n};\n",
+         LIM_MSG_HOUR, -2, 3},
+        /* two keys on one line, a negative wrap, a hex wrap */
+        {"limits = { messages_per_hour = 5; messages_per_day = -4294967297; };\n",
+         LIM_MSG_DAY, -2, 1},
+        {"limits = { messages_per_day = 0xffffffff; };\n", LIM_MSG_DAY, -2, 1},
     };
     char wrong[512] = "";
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct rm_config *cfg = tu_load(cases[i].text, err, sizeof(err));
         if (cfg == NULL) {
-            ck_assert_msg(strstr(err, ":2: ") != NULL, "case %zu: %s", i, err);
+            char at[16];
+            snprintf(at, sizeof(at), ":%d: ", cases[i].line);
+            ck_assert_msg(strstr(err, at) != NULL, "case %zu: %s", i, err);
             continue;
         }
         long long got =
@@ -251,7 +266,7 @@ static const struct bad_case bad_cases[] = {
      "customers = (\n  { name = \"a\";\n    limits = { recipients_per_hour = -2; }; "
      "}\n);\n",
      3, "recipients_per_hour"},
-    {"limit above 10^12", "limits = {\n  messages_per_day = 1000000000001;\n};\n", 2,
+    {"limit above 10^12", "limits = {\n  messages_per_day = 1000000000001L;\n};\n", 2,
      "messages_per_day"},
     {"suspended 2", "limits = {\n  suspended = 2;\n};\n", 2, "suspended"},
     {"suspended -1", "limits = {\n  suspended = -1;\n};\n", 2, "suspended"},
@@ -308,6 +323,30 @@ static const struct bad_case bad_cases[] = {
     {"local_share 1.5", "redis = {\n  local_share = 1.5;\n};\n", 2, "local_share"},
     {"local_share negative", "redis = {\n  local_share = -0.25;\n};\n", 2, "local_share"},
     {"local_share text", "redis = {\n  local_share = \"x\";\n};\n", 2, "local_share"},
+    {"local_share wrapping to 1", "redis = {\n  local_share = 4294967297;\n};\n", 2,
+     "4294967297L"},
+    {"a login of two customers",
+     "customers = (\n  { name = \"a\"; sasl = [ \"x\" ]; },\n"
+     "  { name = \"b\";\n    sasl = [ \"y\", \"x\" ]; }\n);\n",
+     4, "\"a\""},
+    {"a network of two customers",
+     "customers = (\n  { name = \"a\"; networks = [ \"10.1.0.0/16\" ]; },\n"
+     "  { name = \"b\";\n    networks = [ \"10.2.0.0/16\",\n"
+     "                 \"10.1.7.7/16\" ]; }\n);\n",
+     5, "10.1.7.7/16"},
+    {"@include", "# main\n@include \"other.conf\"\n", 2, "@include"},
+    {"wide number after a long comment line",
+     "limits = {\n# "
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxx"
+     "\n  messages_per_hour = 4294967295; /* 2^32 - 1 */\n};\n",
+     3, "4294967295"},
+    {"a number inside a string is no number",
+     "milter = {\n  socket = \"inet:4294967295\";"
+     "\n  timeout = 99999;\n};\n",
+     3, "timeout"},
     {"local_max_entries 99", "redis = {\n  local_max_entries = 99;\n};\n", 2,
      "local_max_entries"},
     {"local_max_entries too big", "redis = {\n  local_max_entries = 10000001;\n};\n", 2,

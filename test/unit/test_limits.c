@@ -375,6 +375,7 @@ START_TEST(duration_boundaries)
     duration(7200000, "2h");
     duration(7200001, "3h");
     duration(86400000, "24h");
+    duration(9223372036854775807LL, "8784h"); /* garbage from a store: bounded */
 
     char small[3];
     memset(small, 'x', sizeof(small));

@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""postfix_compare - what relaymilter costs a real Postfix.
+
+    python3 postfix_compare.py --milter PATH [--quick] [--rounds N] [--msgs N]
+
+A private Postfix (test/e2e/postfix_harness.py: loopback only, relaying
+everything to smtp-sink) gets three smtpd listeners:
+    none   smtpd_milters empty: Postfix alone
+    inet   the harness's relaymilter on inet:127.0.0.1:PORT
+    unix   a second relaymilter (same Redis, same settings) on unix:PATH
+and smtp-source sends through each in turn:
+  - throughput: 5000 messages of 2 KiB, 20 parallel sessions (a new SMTP
+    session per message, as smtp-source does without -d), with 1 and with 10
+    recipients per message;
+  - sequential latency: one session (-d) sending 1000 messages one after
+    the other; the added latency per message is
+    (time with the milter - time without) / messages;
+  - per-message latency: one session of our own (no pipelining) timing each
+    transaction, MAIL FROM to the reply after the final dot: p50 / p99 / max
+    and the count of transactions of 30 ms or more, where a small-write
+    (Nagle / delayed-ACK) stall of about 40 ms would show.
+The three listeners are measured round-robin in every round (the order
+rotates), each run after Postfix has delivered the previous run's mail, so
+all three see the same machine. The table shows medians over rounds and the
+ratio with / without. CPU per message is the milter's and Redis's CPU time
+(/proc/PID/stat, utime + stime, all threads) over the run, divided by the
+messages.
+
+Needs root (Postfix). The limits are far above the load: every message is
+checked and charged against the 4 counters of the default windows, and
+accepted. smtp-source cannot log in, so every message belongs to one
+customer (ip:127.0.0.1) and one sender: the same 4 keys, the hottest case
+for Redis.
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import benchlib as bl
+
+SECTION = "postfix"
+from harness_conf import free_port, listening, wait_until
+from postfix_harness import Harness
+
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.redis = bl.shared_redis()
+        self.h = Harness(a.milter, bl.BENCH_SETTINGS, redis_port=self.redis.port,
+                         redis_sock=self.redis.sock)
+
+    def start(self):
+        self.h.start()
+        bl._cleanups.append(self.h.stop)
+        self.unix_milter = bl.Milter(self.a.milter, self.redis, "unix").start()
+        self.ports = {"inet": self.h.smtpd_port}
+        self.ports["none"], self.ports["unix"] = free_port(), free_port()
+        with open(os.path.join(self.h.etc, "master.cf"), "a") as f:
+            f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=\n"
+                    % self.ports["none"])
+            f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=%s\n"
+                    % (self.ports["unix"], self.unix_milter.postfix_spec))
+        subprocess.run(["/usr/sbin/postfix", "-c", self.h.etc, "reload"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for p in self.ports.values():
+            wait_until(lambda: listening(p), 20, "smtpd on 127.0.0.1:%d" % p)
+        self.milter_pid = {"inet": self.h.milter.pid, "unix": self.unix_milter.pid}
+        self.milter_log = {"inet": self.h.milter_log_path,
+                           "unix": self.unix_milter.log_path}
+        return self
+
+    # ---- queue ----------------------------------------------------------
+    def queued(self):
+        n = 0
+        for sub in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join(self.h.queue, sub)):
+                n += len(files)
+        return n
+
+    def drain(self, timeout=600):
+        """Waits until Postfix has delivered everything, then empties the
+        sink's directory."""
+        wait_until(lambda: self.queued() == 0, timeout, "the Postfix queue to drain",
+                   interval=0.2)
+        for name in os.listdir(self.h.sink_dir):
+            try:
+                os.unlink(os.path.join(self.h.sink_dir, name))
+            except OSError:
+                pass
+        deferred = self.h.maillog().count("status=deferred")
+        if deferred:
+            raise RuntimeError("%d deliveries deferred: see the maillog" % deferred)
+
+    def probe(self, mode, msgs):
+        """Per-message times (ms) of msgs transactions in one session."""
+        self.drain()
+        p = SmtpProbe(self.ports[mode])
+        try:
+            times = [p.message() * 1000 for _ in range(msgs)]
+        finally:
+            p.close()
+        return sorted(times)
+
+    # ---- one run --------------------------------------------------------
+    def count(self, mode, needle):
+        if mode == "none":
+            return 0
+        with open(self.milter_log[mode], errors="replace") as f:
+            return f.read().count(needle)
+
+    def decisions(self, mode):
+        """Decision lines made at DATA (they carry the queue id; a store
+        error at MAIL FROM adds a NOQUEUE line of its own)."""
+        if mode == "none":
+            return 0
+        rx = re.compile(r"^relaymilter: (?!NOQUEUE)\w+: customer=\S+ .*action=accept",
+                        re.M)
+        with open(self.milter_log[mode], errors="replace") as f:
+            return len(rx.findall(f.read()))
+
+    def run(self, mode, msgs, sessions, rcpts, one_session=False):
+        self.drain()
+        pids = [self.redis.pid] + ([self.milter_pid[mode]] if mode != "none" else [])
+        cpu0 = {p: bl.proc_cpu(p) for p in pids}
+        acc0 = self.decisions(mode)
+        err0 = self.count(mode, "store_error")
+        argv = [SMTP_SOURCE, "-s", str(sessions), "-m", str(msgs), "-l", "2048",
+                "-r", str(rcpts), "-f", "sender@client.bench.example",
+                "-t", "rcpt@dest.bench.example", "-M", "client.bench.example"]
+        if one_session:
+            argv.append("-d")
+        argv.append("127.0.0.1:%d" % self.ports[mode])
+        t0 = time.monotonic()
+        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, timeout=1800)
+        secs = time.monotonic() - t0
+        if res.returncode != 0:
+            raise RuntimeError("smtp-source failed (%d): %s" % (res.returncode,
+                                                                res.stderr))
+        cpu = {p: bl.proc_cpu(p) - cpu0[p] for p in pids}
+        sys.stderr.write("  %s: %d msgs, %d session(s)%s, %d rcpt(s): %.1f s, %.0f msg/s, "
+                         "load %.2f\n" % (mode, msgs, sessions, " (one, -d)" if one_session
+                                           else "", rcpts, secs, msgs / secs, bl.loadavg()))
+        accepted = self.decisions(mode) - acc0
+        if mode != "none" and accepted != msgs:
+            raise RuntimeError("%s: %d accept decisions at DATA for %d messages"
+                               % (mode, accepted, msgs))
+        return {
+            "secs": secs, "rate": msgs / secs,
+            "redis_us": cpu[self.redis.pid] * 1e6 / msgs,
+            "milter_us": cpu[self.milter_pid[mode]] * 1e6 / msgs if mode != "none" else 0,
+            "store_errors": self.count(mode, "store_error") - err0,
+        }
+
+
+class SmtpProbe:
+    """One SMTP session (no pipelining) that times each transaction, MAIL
+    FROM to the reply after the final dot: the distribution shows stalls
+    (a 40 ms small-write delay stands out) that an average hides."""
+
+    BODY = ("Subject: probe\r\n\r\n" + "x" * 76 + "\r\n") * 25
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb")
+        self.reply()
+        self.cmd("EHLO client.bench.example")
+
+    def reply(self):
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError("SMTP server closed the connection")
+            if line[3:4] != b"-":
+                return line.decode("ascii", "replace").strip()
+
+    def cmd(self, text, expect="2"):
+        self.sock.sendall(text.encode() + b"\r\n")
+        r = self.reply()
+        if not r.startswith(expect):
+            raise RuntimeError("%s -> %s" % (text, r))
+        return r
+
+    def message(self, rcpts=1):
+        t0 = time.perf_counter()
+        self.cmd("MAIL FROM:<sender@client.bench.example>")
+        for i in range(rcpts):
+            self.cmd("RCPT TO:<rcpt%d@dest.bench.example>" % i)
+        self.cmd("DATA", "3")
+        self.sock.sendall(self.BODY.encode() + b".\r\n")
+        r = self.reply()
+        if not r.startswith("2"):
+            raise RuntimeError("end of data -> %s" % r)
+        return time.perf_counter() - t0
+
+    def close(self):
+        try:
+            self.cmd("QUIT")
+        finally:
+            self.sock.close()
+
+
+def rotate(xs, r):
+    r %= len(xs)
+    return xs[r:] + xs[:r]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--milter", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--msgs", type=int)
+    ap.add_argument("--sessions", type=int)
+    ap.add_argument("--seq-msgs", type=int)
+    ap.add_argument("--probe-msgs", type=int)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("postfix_compare: skipped (Postfix needs root)")
+        bl.record("postfix", "skipped", "needs root")
+        return 0
+    rounds = a.rounds or (1 if a.quick else 3)
+    msgs = a.msgs or (200 if a.quick else 5000)
+    sessions = a.sessions or (5 if a.quick else 20)
+    seq_msgs = a.seq_msgs or (50 if a.quick else 1000)
+    probe_msgs = a.probe_msgs or (20 if a.quick else 300)
+    rcpt_counts = [1] if a.quick else [1, 10]
+    modes = ["none", "inet", "unix"]
+
+    la = bl.wait_for_quiet() if not a.quick else bl.loadavg()
+    b = Bench(a).start()
+    for mode in modes:  # warm up smtpd processes, milter connections, the script
+        b.run(mode, 50 if not a.quick else 10, 5, 1)
+
+    thr = {(r, m): [] for r in rcpt_counts for m in modes}
+    seq = {m: [] for m in modes}
+    probe = {m: [] for m in modes}
+    for rnd in range(rounds):
+        for rcpts in rcpt_counts:
+            for mode in rotate(modes, rnd):
+                thr[(rcpts, mode)].append(b.run(mode, msgs, sessions, rcpts))
+        for mode in rotate(modes, rnd):
+            seq[mode].append(b.run(mode, seq_msgs, 1, 1, one_session=True))
+        for mode in rotate(modes, rnd):
+            probe[mode] += b.probe(mode, probe_msgs)
+    b.drain()
+    la_end = bl.loadavg()
+
+    def med(runs, k):
+        return bl.median([x[k] for x in runs])
+
+    rows = []
+    for rcpts in rcpt_counts:
+        base = med(thr[(rcpts, "none")], "rate")
+        rows.append([rcpts, "none", "%.0f" % base, "1.00", "-", "%.0f"
+                     % med(thr[(rcpts, "none")], "redis_us"), 0])
+        for mode in ("inet", "unix"):
+            runs = thr[(rcpts, mode)]
+            rate = med(runs, "rate")
+            rows.append([rcpts, mode, "%.0f" % rate, "%.2f" % (rate / base),
+                         "%.0f" % med(runs, "milter_us"), "%.0f" % med(runs, "redis_us"),
+                         sum(x["store_errors"] for x in runs)])
+            bl.record("postfix", "%d rcpt, %s: msg/s with / without" % (rcpts, mode),
+                      "%.0f / %.0f = %.2f" % (rate, base, rate / base))
+            bl.record("postfix", "%d rcpt, %s: CPU us/message milter + redis"
+                      % (rcpts, mode), "%.0f + %.0f" % (med(runs, "milter_us"),
+                                                        med(runs, "redis_us")))
+    print(bl.table(
+        "Postfix throughput, smtp-source -s %d -m %d -l 2048 (a session per message), "
+        "median of %d round(s)" % (sessions, msgs, rounds),
+        ["rcpts", "milter", "msg/s", "ratio to none", "milter CPU us/msg",
+         "redis CPU us/msg", "store errors"], rows))
+
+    base = med(seq["none"], "secs") * 1000 / seq_msgs
+    srows = [["none", "%.2f" % base, "-", "-"]]
+    for mode in ("inet", "unix"):
+        ms = med(seq[mode], "secs") * 1000 / seq_msgs
+        srows.append([mode, "%.2f" % ms, "%+.3f" % (ms - base), "%.0f"
+                      % med(seq[mode], "milter_us")])
+        bl.record("postfix", "sequential, %s: added ms/message" % mode,
+                  "%.3f (%.2f vs %.2f)" % (ms - base, ms, base))
+    print()
+    print(bl.table(
+        "Postfix, one session (smtp-source -s 1 -d -m %d): time per message, median "
+        "of %d round(s)" % (seq_msgs, rounds),
+        ["milter", "ms/message", "added ms/message", "milter CPU us/msg"], srows))
+
+    def pct(xs, p):
+        return xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))]
+    prows = []
+    for mode in modes:
+        xs = sorted(probe[mode])
+        stalls = sum(1 for x in xs if x >= 30)
+        prows.append([mode, len(xs), "%.2f" % pct(xs, 50), "%.2f" % pct(xs, 90),
+                      "%.2f" % pct(xs, 99), "%.2f" % xs[-1], stalls,
+                      "-" if mode == "none" else "%+.3f" % (
+                          pct(xs, 50) - pct(sorted(probe["none"]), 50))])
+        if mode != "none":
+            bl.record("postfix", "one session, %s: per-message ms p50 / p99 / max, "
+                      ">= 30 ms" % mode, "%.2f / %.2f / %.1f, %d" % (
+                          pct(xs, 50), pct(xs, 99), xs[-1], stalls),
+                      "none: %.2f / %.2f / %.1f" % (
+                          pct(sorted(probe["none"]), 50), pct(sorted(probe["none"]), 99),
+                          max(probe["none"])))
+    print()
+    print(bl.table(
+        "Postfix, one session, each transaction timed (MAIL FROM .. reply to the final "
+        "dot, 2 KiB, no pipelining), %d per listener and round, ms" % probe_msgs,
+        ["milter", "n", "p50", "p90", "p99", "max", ">= 30 ms", "added p50"], prows))
+    print("load average: %.2f before, %.2f after" % (la, la_end))
+    bl.record_load(SECTION, la, la_end)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
