@@ -60,6 +60,7 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
         return SMFIS_TEMPFAIL;
     cc->can_quarantine = (f0 & SMFIF_QUARANTINE) != 0;
     smfi_setpriv(ctx, cc);
+    connections(1);
     *pf0 = f0 & SMFIF_QUARANTINE;
     *pf1 = f1 & skip;
     /* cb_connect never refuses: the MTA need not wait for its reply */
@@ -91,9 +92,12 @@ static sfsistat cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         if ((cc = calloc(1, sizeof(*cc))) == NULL)
             return SMFIS_TEMPFAIL;
         smfi_setpriv(ctx, cc);
+        connections(1);
     }
+    /* A second CONNECT on one connection ends what the first began (its
+     * charge refunded) rather than leaking it. */
+    pol_conn_free(cc->pol);
     cc->pol = pol_conn_new(ip ? &addr : NULL);
-    connections(1);
     return cc->connect_noreply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
@@ -161,8 +165,7 @@ static sfsistat cb_close(SMFICTX *ctx)
     struct cb_conn *cc = conn_of(ctx);
 
     if (cc != NULL) {
-        if (cc->pol != NULL)
-            connections(-1);
+        connections(-1);
         pol_conn_free(cc->pol);
         free(cc);
         smfi_setpriv(ctx, NULL);

@@ -321,7 +321,7 @@ extern void __lsan_do_leak_check(void) __attribute__((weak));
  */
 _Noreturn static void end_process(int status)
 {
-    fflush(NULL);
+    (void)fflush(NULL);
     if (__lsan_do_leak_check != NULL)
         __lsan_do_leak_check();
     _exit(status);

@@ -30,6 +30,7 @@ policy/redis_pool.c|bugprone-sizeof-expression|sizeof(*p->idle)|idle is a pointe
 policy/quota.c|bugprone-implicit-widening-of-multiplication-result|s < 2 * 3600|a constant, 7200
 policy/redis_pool.c|bugprone-implicit-widening-of-multiplication-result|(ms % 1000) * 1000|at most 999000, fits an int
 policy/sentinel.c|bugprone-implicit-widening-of-multiplication-result|% 1000) * 1000|at most 999000, fits an int
+milter/main.c|bugprone-reserved-identifier|__lsan_do_leak_check|the interface of the leak checker (sanitizer/lsan_interface.h), declared weak
 '
 
 for tool in clang clang-tidy cppcheck python3 cmake; do

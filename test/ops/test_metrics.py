@@ -261,7 +261,14 @@ class MetricsUnderTraffic(unittest.TestCase):
             # An open SMTP session holds a milter connection open.
             s = self.h.smtp("127.0.8.3")
             try:
-                mid, _, _ = self.scrape()
+                # Postfix does not wait for the CONNECT reply (SMFIP_NR_CONN):
+                # the milter may count the connection a moment after the greeting.
+                end = time.monotonic() + 5
+                while True:
+                    mid, _, _ = self.scrape()
+                    if val(mid, "relaymilter_connections") >= 1 or time.monotonic() > end:
+                        break
+                    time.sleep(0.05)
                 self.assertGreaterEqual(val(mid, "relaymilter_connections"), 1)
             finally:
                 s.quit()
