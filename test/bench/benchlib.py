@@ -27,7 +27,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from harness_conf import free_port, listening, milter_config, wait_until  # noqa: E402
+from harness_conf import (free_port, listening, milter_config,  # noqa: E402
+                          stop_process, wait_until)
 
 # Every quota the default configuration has (customer: messages and
 # recipients per minute / hour / day; sender: messages per hour), set so high
@@ -64,17 +65,6 @@ def _on_signal(signum, frame):
 
 atexit.register(_cleanup_all)
 signal.signal(signal.SIGTERM, _on_signal)
-
-
-def _stop_pid(proc, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def merged(*dicts):
@@ -117,7 +107,7 @@ class Redis:
         return self
 
     def stop(self):
-        _stop_pid(self.proc)
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def cli(self, *args, stdin=None):
@@ -221,7 +211,7 @@ class Milter:
         return self
 
     def stop(self):
-        _stop_pid(self.proc)
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tail(self, n=20):

@@ -5,6 +5,14 @@
 Parses --milter PATH (default $RM_MILTER) into e2e_main.MILTER, skips (77)
 when not root, and runs the unittest classes of the calling __main__ module
 with the remaining arguments (-k PATTERN, -v, ...).
+
+    class MyTests(e2e_main.HarnessCase):
+        settings = {...}          # milter settings (harness_conf.milter_config)
+        harness = MyHarness       # optional: a subclass of Harness
+        milter = "/path/wrapper"  # optional: instead of --milter
+
+HarnessCase starts one private Postfix + relaymilter (postfix_harness.Harness)
+for the class as self.h, and stops it after the last test.
 """
 
 import argparse
@@ -13,7 +21,25 @@ import signal
 import sys
 import unittest
 
+from postfix_harness import Harness
+
 MILTER = None  # path of the relaymilter binary
+
+
+class HarnessCase(unittest.TestCase):
+    settings = None   # the milter's settings for the whole class
+    harness = Harness  # a subclass may bring its own (timeouts, ...)
+    milter = None     # the command that runs the milter; default MILTER
+    h = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.h = cls.harness(cls.milter or MILTER, cls.settings).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.h is not None:
+            cls.h.stop()
 
 
 def _on_sigterm(signum, frame):

@@ -5,13 +5,16 @@
   postfix_master_cf(smtpd_port)                its master.cf
   example_milter_params(path, milter_port)     the lines of postfix-example/main.cf
   free_port(), listening(port), wait_until(...), check_accounts()
+  stop_process(proc, timeout)                  SIGTERM, then SIGKILL after timeout
 """
 
 import grp
 import os
 import pwd
 import re
+import signal
 import socket
+import subprocess
 import time
 
 # ---- small utilities ------------------------------------------------------
@@ -22,6 +25,22 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM to a subprocess.Popen of our own (by its PID); SIGKILL when it
+    is still there after timeout seconds. Returns False when it had to be
+    killed, True when it exited (or had exited) by itself."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        return False
 
 
 def listening(port):

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from harness_conf import (check_accounts, free_port, listening, milter_config,
+from harness_conf import (check_accounts, free_port, listening, milter_config, stop_process,
                           postfix_main_cf, postfix_master_cf, wait_until)
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -228,16 +228,8 @@ class Harness:
         wait_until(ready, self.start_timeout, "%s listening on 127.0.0.1:%d" % (what, port))
 
     def _stop_proc(self, proc):
-        if proc is None or proc.poll() is not None:
-            return
-        timeout = self.stop_timeout
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            raise RuntimeError("pid %d ignored SIGTERM for %ds" % (proc.pid, timeout))
+        if not stop_process(proc, self.stop_timeout):
+            raise RuntimeError("pid %d ignored SIGTERM for %ds" % (proc.pid, self.stop_timeout))
 
     def sink_messages(self, sender=None):
         """Messages the sink has completely received (its file is closed)."""

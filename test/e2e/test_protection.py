@@ -14,12 +14,10 @@ import re
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_main  # noqa: E402
 from harness_conf import wait_until  # noqa: E402
-from postfix_harness import Harness  # noqa: E402
 
 CTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                    "scripts", "relaymilter-ctl")
@@ -43,17 +41,8 @@ OK_RCPTS = ["one@example.net", "two@example.org"]
 TIMINGS = []  # (what, seconds), printed at the end
 
 
-class Protection(unittest.TestCase):
-    h = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.h = Harness(e2e_main.MILTER, SETTINGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.h is not None:
-            cls.h.stop()
+class Protection(e2e_main.HarnessCase):
+    settings = SETTINGS
 
     def setUp(self):
         self.h.redis("FLUSHALL")

@@ -9,16 +9,14 @@ address (all of 127.0.0.0/8 is local), so each test is its own customer:
 "ip:127.0.0.N", or a named customer where the config maps a 127.x.y.0/24.
 """
 
-import argparse
 import os
 import re
-import signal
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness_conf import read_postconf  # noqa: E402
-from postfix_harness import EXAMPLE_MAIN_CF, Harness  # noqa: E402
+import e2e_main  # noqa: E402
+from postfix_harness import EXAMPLE_MAIN_CF  # noqa: E402
 
 LIMITS = {
     "messages_per_minute": 2, "messages_per_hour": 1000, "messages_per_day": 10000,
@@ -35,24 +33,14 @@ RELOADED = {"name": "e2e-reloaded", "networks": ["127.0.3.0/24"],
             "limits": {"messages_per_minute": 1}}
 
 QUOTA_TEXT = r"quota exceeded: %s %d for %s, retry in \d+[smh]$"
-MILTER = None  # path of the relaymilter binary, from the command line
 
 
 def rcpts(n):
     return ["rcpt%d@example.net" % i for i in range(1, n + 1)]
 
 
-class QuotaThroughPostfix(unittest.TestCase):
-    h = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.h = Harness(MILTER, SETTINGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.h is not None:
-            cls.h.stop()
+class QuotaThroughPostfix(e2e_main.HarnessCase):
+    settings = SETTINGS
 
     def setUp(self):
         self.h.redis("FLUSHALL")
@@ -252,34 +240,5 @@ class QuotaThroughPostfix(unittest.TestCase):
                                % o.queue_id, self.log_at)
 
 
-def main():
-    global MILTER
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--milter", default=os.environ.get("RM_MILTER"),
-                    help="the relaymilter binary (default: $RM_MILTER)")
-    args, rest = ap.parse_known_args()
-    if not args.milter:
-        ap.error("--milter PATH is required")
-    if os.geteuid() != 0:
-        print("SKIP: the end-to-end tests run a private Postfix and need root")
-        return 77
-    if "RM_REDIS_PORT" not in os.environ:
-        ap.error("run under test/lib/with-redis (RM_REDIS_PORT is not set)")
-    MILTER = os.path.abspath(args.milter)
-    # SIGTERM (a timeout) ends the run like ^C, which unittest does not
-    # swallow; the harness stops Postfix and the milter at exit.
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 143
-    return 0 if prog.result.wasSuccessful() else 1
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(e2e_main.run(__doc__))

@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -261,8 +260,9 @@ def valgrind_findings(log):
     return found
 
 
-class MemcheckBatch(unittest.TestCase):
-    h = None
+class MemcheckBatch(e2e_main.HarnessCase):
+    settings = SETTINGS
+    harness = ValgrindHarness
 
     @classmethod
     def setUpClass(cls):
@@ -282,14 +282,13 @@ class MemcheckBatch(unittest.TestCase):
         # The milter's process is valgrind's, which the harness's reaper does
         # not recognise as relaymilter; it is a child of this process, though,
         # so the harness's stop (or a ctest timeout) ends it by its PID.
-        cls.h = ValgrindHarness(cls.wrapper, SETTINGS)
-        cls.h.start()
+        cls.milter = cls.wrapper
+        super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         try:
-            if cls.h is not None:
-                cls.h.stop()
+            super().tearDownClass()
         finally:
             if os.environ.get("RM_KEEP") == "1":
                 sys.stderr.write("RM_KEEP=1: kept %s\n" % cls.tmp)

@@ -14,12 +14,10 @@ accept). Needs root (Postfix).
 import os
 import subprocess
 import sys
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e_main  # noqa: E402
-from postfix_harness import Harness  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "..", "..", "postfix-example", "ci-test.sh")
 # The sample's defaults, as a user's relay would have them.
@@ -27,17 +25,8 @@ SETTINGS = {"limits": {"messages_per_minute": 60, "messages_per_hour": 1000,
                        "max_recipients": 100, "action": "tempfail"}}
 
 
-class CiScript(unittest.TestCase):
-    h = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.h = Harness(e2e_main.MILTER, SETTINGS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.h is not None:
-            cls.h.stop()
+class CiScript(e2e_main.HarnessCase):
+    settings = SETTINGS
 
     def setUp(self):
         self.h.redis("FLUSHALL")

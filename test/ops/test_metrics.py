@@ -25,7 +25,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e_main  # noqa: E402
 from harness_conf import free_port, wait_until  # noqa: E402
-from postfix_harness import Harness  # noqa: E402
 
 LIMITS = {"messages_per_minute": 3, "messages_per_hour": 1000, "messages_per_day": 10000,
           "recipients_per_minute": 100, "max_recipients": 5, "action": "tempfail"}
@@ -142,9 +141,7 @@ def val(samples, name, **labels):
 # ---- the test -------------------------------------------------------------------
 
 
-class MetricsUnderTraffic(unittest.TestCase):
-    h = None
-
+class MetricsUnderTraffic(e2e_main.HarnessCase):
     @classmethod
     def setUpClass(cls):
         if shutil.which("curl") is None:
@@ -153,15 +150,10 @@ class MetricsUnderTraffic(unittest.TestCase):
         cls.settings = {"limits": LIMITS, "customers": CUSTOMERS,
                         "blocked_recipient_domains": BLOCKED,
                         "metrics": {"listen": "127.0.0.1:%d" % cls.port}}
-        cls.h = Harness(e2e_main.MILTER, cls.settings).start()
+        super().setUpClass()
         wait_until(lambda: cls.curl("/metrics", check=False)[0] == 200, 10,
                    "the metrics endpoint on 127.0.0.1:%d" % cls.port,
                    lambda: cls.h.milter_log()[-2000:])
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.h is not None:
-            cls.h.stop()
 
     def tearDown(self):
         self.assertTrue(self.h.milter_alive(), "relaymilter died:\n" + self.h.milter_log())
