@@ -182,10 +182,10 @@ static void drop_privileges(const char *user)
  * and also while the handler runs, which is why the handler is installed
  * with SA_NODEFER and an empty mask (a handler normally blocks its own
  * signal, and a SIGHUP arriving then went to libmilter). The handler is
- * reentrant: one write(2) and errno restored. The one exception is a burst of two
- * different signals before this thread runs at all: then the second may reach libmilter,
- * which stops the milter; with SIGTERM or SIGINT in the burst a stop was asked for
- * anyway.
+ * reentrant: one write(2) and errno restored. The one exception is a burst
+ * of two different signals before this thread runs at all: then the second
+ * may reach libmilter, which stops the milter; with SIGTERM or SIGINT in the
+ * burst a stop was asked for anyway.
  *
  * The pipe's write end is the only state a handler can reach; it is set once,
  * before any handler is installed.
@@ -206,15 +206,17 @@ static void on_signal(int sig)
 /* Byte written by the milter thread when smfi_main returns by itself. */
 enum { SIG_MILTER_DONE = 0 };
 
+/* Returns non-NULL when libmilter stopped with an error (the exit status). */
 static void *milter_thread(void *arg)
 {
     unsigned char done = SIG_MILTER_DONE;
+    int failed = smfi_main() != MI_SUCCESS;
 
-    if (smfi_main() != MI_SUCCESS)
+    if (failed)
         msg_error("the milter library stopped with an error");
     if (write(*(int *)arg, &done, 1) < 0)
         msg_error("cannot wake the main thread: %s", strerror(errno));
-    return NULL;
+    return failed ? arg : NULL;
 }
 
 /*
@@ -273,8 +275,8 @@ static void stop_milter(const sigset_t *set)
     kill(getpid(), SIGTERM);
 }
 
-/* A thread created with the signals of set blocked, whatever this thread's
- * mask is (pthread_attr_setsigmask_np: glibc 2.32). */
+/* A thread created with the signals of set blocked, whatever the calling
+ * thread's mask is (pthread_attr_setsigmask_np: glibc 2.32). */
 static void start_blocked(pthread_t *tid, const sigset_t *set, void *(*fn)(void *),
                           void *arg)
 {
@@ -282,7 +284,7 @@ static void start_blocked(pthread_t *tid, const sigset_t *set, void *(*fn)(void 
 
     if (pthread_attr_init(&attr) != 0 || pthread_attr_setsigmask_np(&attr, set) != 0 ||
         pthread_create(tid, &attr, fn, arg) != 0)
-        msg_fatal("cannot start the milter thread");
+        msg_fatal("cannot start a thread");
     pthread_attr_destroy(&attr);
 }
 
@@ -365,8 +367,7 @@ _Noreturn static void serve(const char *path, struct rm_config *cfg)
     /* Unblocked here before the milter thread exists: a signal that came
      * during start-up is pending, and is delivered to this thread now, before
      * libmilter's signal thread could sigwait for it. */
-    if (pthread_create(&rtid, NULL, reload_thread, &rl) != 0)
-        msg_fatal("cannot start a thread");
+    start_blocked(&rtid, &set, reload_thread, &rl);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     start_blocked(&tid, &set, milter_thread, &pipe_fds[1]);
     for (;;) {
@@ -384,14 +385,15 @@ _Noreturn static void serve(const char *path, struct rm_config *cfg)
         break;
     }
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    pthread_join(tid, NULL);
+    void *failed;
+    pthread_join(tid, &failed);
     reloader_post(&rl, 1);
     pthread_join(rtid, NULL);
     httpd_stop(d.httpd);
     snap_shutdown();
     free(d.metrics_listen);
     metrics_free(d.metrics);
-    end_process(0);
+    end_process(failed ? 1 : 0); /* 1: for a supervisor to restart it */
 }
 
 int main(int argc, char **argv)
