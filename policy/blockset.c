@@ -5,14 +5,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -43,7 +37,7 @@ int bset_stale(struct blockset *b)
     pthread_rwlock_rdlock(&b->lock);
     long long at = b->fetched_ms;
     pthread_rwlock_unlock(&b->lock);
-    return at == 0 || mono_ms() - at >= BSET_MAX_AGE_MS;
+    return at == 0 || clock_mono_ms() - at >= BSET_MAX_AGE_MS;
 }
 
 void bset_replace(struct blockset *b, char **v, size_t n)
@@ -54,7 +48,7 @@ void bset_replace(struct blockset *b, char **v, size_t n)
     size_t oldn = b->n;
     b->v = v;
     b->n = n;
-    b->fetched_ms = mono_ms();
+    b->fetched_ms = clock_mono_ms();
     pthread_rwlock_unlock(&b->lock);
     free_list(old, oldn);
 }

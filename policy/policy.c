@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "clock.h"
 #include "domain.h"
 #include "identity.h"
 #include "log.h"
@@ -135,28 +136,22 @@ static void log_decision(const struct pol_conn *c, const char *qid, const char *
     metrics_decision(c->snap->metrics, action, reason);
 }
 
-static long long mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 /* Every round trip made for a message goes through here, to be timed. */
 static int store_lookup(struct pol_conn *c, const struct store_lookup_req *req,
                         struct store_lookup_res *res, char *err)
 {
-    long long t0 = mono_us();
+    long long t0 = clock_mono_us();
     int rc = c->snap->store->ops->lookup(c->snap->store, req, res, err);
-    metrics_store_call(c->snap->metrics, mono_us() - t0, rc == 0);
+    if (rc != 0 || !res->cached) /* a copy is no store call */
+        metrics_store_call(c->snap->metrics, clock_mono_us() - t0, rc == 0);
     return rc;
 }
 
 static int store_charge(struct pol_conn *c, struct quota_result *res, char *err)
 {
-    long long t0 = mono_us();
+    long long t0 = clock_mono_us();
     int rc = c->snap->store->ops->charge(c->snap->store, &c->q, res, err);
-    metrics_store_call(c->snap->metrics, mono_us() - t0, rc == 0 && !res->local);
+    metrics_store_call(c->snap->metrics, clock_mono_us() - t0, rc == 0 && !res->local);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "breaker.h"
+#include "clock.h"
 #include "log.h"
 #include "relay_lua.h"
 #include "sentinel.h"
@@ -38,13 +39,6 @@ struct rpool {
     unsigned gen;
     struct breaker br;
 };
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -250,7 +244,7 @@ static void record(struct rpool *p, int ok, const char *err)
             msg_info("redis: reachable again; circuit closed");
         return;
     }
-    if (br_failure(&p->br, mono_ms()))
+    if (br_failure(&p->br, clock_mono_ms()))
         msg_error("redis: %d failures in a row (last: %s); circuit open, messages get "
                   "on_store_error without waiting until a probe succeeds",
                   RP_FAIL_THRESHOLD, err);
@@ -302,7 +296,7 @@ struct rconn *rpool_get(struct rpool *p, char *err)
     long long wait_ms;
 
     pthread_mutex_lock(&p->lock);
-    if (!br_admit(&p->br, mono_ms(), &wait_ms)) {
+    if (!br_admit(&p->br, clock_mono_ms(), &wait_ms)) {
         pthread_mutex_unlock(&p->lock);
         snprintf(err, STORE_ERR_MAX,
                  "redis: unavailable (circuit open, next probe in %lld ms)", wait_ms);

@@ -6,7 +6,9 @@
  * Interface (each call is one round trip, bounded by the store's timeouts):
  *   store->ops->lookup(store, req, res)   MAIL FROM: the customer named by the
  *                                         SASL hash, and its staff-edited limit
- *                                         fields (raw name/value text)
+ *                                         fields (raw name/value text); may be
+ *                                         answered by a copy at most 1 s old
+ *                                         (res->cached, no round trip)
  *   store->ops->charge(store, q, res)     DATA: check and charge every counter
  *                                         of q, all or nothing
  *   store->ops->refund(store, q, ms)      an aborted message gives back a charge
@@ -58,6 +60,7 @@ struct store_lookup_res {
      * customer is among its members */
     char dom_level[DOM_MAX + 1];
     int dom_member;
+    int cached; /* answered from the store's recent copy, without a round trip */
 };
 
 /* One entry of the events stream; fields are text, "" when unknown. */

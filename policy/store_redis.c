@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "blockset.h"
+#include "lookcache.h"
 #include "localquota.h"
 #include "log.h"
 #include "redis_pool.h"
@@ -19,6 +20,7 @@ struct store_redis {
     char *prefix;
     int events_maxlen;
     struct blockset blocked;
+    struct lookcache recent; /* MAIL FROM lookups, at most LC_MAX_AGE_MS old */
     /* on_store_error = local: counters kept here while Redis is unusable */
     struct localquota *local;
     double local_share;
@@ -134,7 +136,16 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
         snprintf(err, STORE_ERR_MAX, "customer name too long for a key");
         return -1;
     }
-    if (!bset_stale(&s->blocked))
+    /* A recent copy answers, unless the blocked-domain copy is due (that
+     * refresh rides on this round trip, so it is never skipped) or the
+     * circuit is open: then the charge at DATA would fail anyway, and failing
+     * here tells the client before it sends the message. */
+    int blk_due = bset_stale(&s->blocked);
+    if (!blk_due && !rpool_circuit_open(s->pool) && lc_get(&s->recent, req, res)) {
+        res->cached = 1;
+        return 0;
+    }
+    if (!blk_due)
         k_blk[0] = '\0';
     snprintf(cap, sizeof(cap), "%d", BSET_MAX_MEMBERS);
     const char *argv[] = {NULL,       NULL,  "2",
@@ -153,6 +164,8 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
         rpool_error(c->ctx, r, err);
     else if ((rc = parse_lookup(s, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed lookup reply");
+    else
+        lc_put(&s->recent, req, res);
     return finish(s, c, r, rc);
 }
 
@@ -349,6 +362,7 @@ static void redis_destroy(struct store *base)
 
     rpool_free(s->pool);
     bset_free(&s->blocked);
+    lc_free(&s->recent);
     if (s->local)
         lq_free(s->local);
     free(s->prefix);
@@ -376,6 +390,7 @@ struct store *store_redis_new(const struct rm_config *cfg)
     s->pool = rpool_new(cfg);
     s->events_maxlen = cfg->events_maxlen;
     bset_init(&s->blocked);
+    lc_init(&s->recent);
     if (cfg->on_store_error == CFG_SE_LOCAL)
         s->local = lq_new((size_t)cfg->local_max_entries);
     s->local_share = cfg->local_share;

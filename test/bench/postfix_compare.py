@@ -8,6 +8,14 @@ everything to smtp-sink) gets three smtpd listeners:
     none   smtpd_milters empty: Postfix alone
     inet   the harness's relaymilter on inet:127.0.0.1:PORT
     unix   a second relaymilter (same Redis, same settings) on unix:PATH
+and, when their binaries are given (run_all.sh gives them), two reference
+filters on inet: that negotiate what relaymilter negotiates and answer
+"continue" at once, without policy or Redis:
+    noop-libmilter  built on libmilter (test/bench/noop_libmilter.c): the
+                    floor of any filter on this libmilter
+    noop-raw        the milter protocol spoken directly, a thread per
+                    connection (test/bench/noop_raw.c): the floor of the
+                    protocol itself, what Postfix's own milter client costs
 and smtp-source sends through each in turn:
   - throughput: 5000 messages of 2 KiB, 20 parallel sessions (a new SMTP
     session per message, as smtp-source does without -d), with 1 and with 10
@@ -44,10 +52,35 @@ import time
 import benchlib as bl
 
 SECTION = "postfix"
-from harness_conf import free_port, listening, wait_until
+from harness_conf import free_port, listening, stop_process, wait_until
 from postfix_harness import Harness
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+REFERENCES = ("noop-libmilter", "noop-raw")
+
+
+class Reference:
+    """A reference filter (noop_libmilter or noop_raw) on a loopback port."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.port = free_port()
+        self.postfix_spec = "inet:127.0.0.1:%d" % self.port
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "inet:%d@127.0.0.1" % self.port],
+                                     stdin=subprocess.DEVNULL)
+        bl._cleanups.append(lambda: stop_process(self.proc))
+        wait_until(lambda: listening(self.port), 10, "%s on port %d"
+                   % (self.binary, self.port))
+        return self
 
 
 class Bench:
@@ -62,17 +95,21 @@ class Bench:
         bl._cleanups.append(self.h.stop)
         self.unix_milter = bl.Milter(self.a.milter, self.redis, "unix").start()
         self.ports = {"inet": self.h.smtpd_port}
-        self.ports["none"], self.ports["unix"] = free_port(), free_port()
+        self.refs = {m: Reference(b).start() for m, b in self.a.references.items()}
+        specs = {"none": "", "unix": self.unix_milter.postfix_spec}
+        specs.update({m: r.postfix_spec for m, r in self.refs.items()})
         with open(os.path.join(self.h.etc, "master.cf"), "a") as f:
-            f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=\n"
-                    % self.ports["none"])
-            f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=%s\n"
-                    % (self.ports["unix"], self.unix_milter.postfix_spec))
+            for mode, spec in specs.items():
+                self.ports[mode] = free_port()
+                f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=%s\n"
+                        % (self.ports[mode], spec))
         subprocess.run(["/usr/sbin/postfix", "-c", self.h.etc, "reload"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for p in self.ports.values():
             wait_until(lambda: listening(p), 20, "smtpd on 127.0.0.1:%d" % p)
         self.milter_pid = {"inet": self.h.milter.pid, "unix": self.unix_milter.pid}
+        for mode, ref in self.refs.items():
+            self.milter_pid[mode] = ref.pid
         self.milter_log = {"inet": self.h.milter_log_path,
                            "unix": self.unix_milter.log_path}
         return self
@@ -111,7 +148,7 @@ class Bench:
 
     # ---- one run --------------------------------------------------------
     def count(self, mode, needle):
-        if mode == "none":
+        if mode not in self.milter_log:
             return 0
         with open(self.milter_log[mode], errors="replace") as f:
             return f.read().count(needle)
@@ -119,7 +156,7 @@ class Bench:
     def decisions(self, mode):
         """Decision lines made at DATA (they carry the queue id; a store
         error at MAIL FROM adds a NOQUEUE line of its own)."""
-        if mode == "none":
+        if mode not in self.milter_log:
             return 0
         rx = re.compile(r"^relaymilter: (?!NOQUEUE)\w+: customer=\S+ .*action=accept",
                         re.M)
@@ -129,6 +166,7 @@ class Bench:
     def run(self, mode, msgs, sessions, rcpts, one_session=False):
         self.drain()
         pids = [self.redis.pid] + ([self.milter_pid[mode]] if mode != "none" else [])
+        judged = mode in self.milter_log
         cpu0 = {p: bl.proc_cpu(p) for p in pids}
         acc0 = self.decisions(mode)
         err0 = self.count(mode, "store_error")
@@ -150,7 +188,7 @@ class Bench:
                          "load %.2f\n" % (mode, msgs, sessions, " (one, -d)" if one_session
                                            else "", rcpts, secs, msgs / secs, bl.loadavg()))
         accepted = self.decisions(mode) - acc0
-        if mode != "none" and accepted != msgs:
+        if judged and accepted != msgs:
             raise RuntimeError("%s: %d accept decisions at DATA for %d messages"
                                % (mode, accepted, msgs))
         return {
@@ -223,7 +261,11 @@ def main():
     ap.add_argument("--sessions", type=int)
     ap.add_argument("--seq-msgs", type=int)
     ap.add_argument("--probe-msgs", type=int)
+    ap.add_argument("--noop-libmilter", help="test/bench/noop_libmilter binary")
+    ap.add_argument("--noop-raw", help="test/bench/noop_raw binary")
     a = ap.parse_args()
+    a.references = {m: b for m, b in (("noop-libmilter", a.noop_libmilter),
+                                      ("noop-raw", a.noop_raw)) if b}
     if os.geteuid() != 0:
         print("postfix_compare: skipped (Postfix needs root)")
         bl.record("postfix", "skipped", "needs root")
@@ -234,7 +276,8 @@ def main():
     seq_msgs = a.seq_msgs or (50 if a.quick else 1000)
     probe_msgs = a.probe_msgs or (20 if a.quick else 300)
     rcpt_counts = [1] if a.quick else [1, 10]
-    modes = ["none", "inet", "unix"]
+    modes = ["none", "inet", "unix"] + [m for m in REFERENCES if m in a.references]
+    milters = modes[1:]
 
     la = bl.wait_for_quiet() if not a.quick else bl.loadavg()
     b = Bench(a).start()
@@ -263,7 +306,7 @@ def main():
         base = med(thr[(rcpts, "none")], "rate")
         rows.append([rcpts, "none", "%.0f" % base, "1.00", "-", "%.0f"
                      % med(thr[(rcpts, "none")], "redis_us"), 0])
-        for mode in ("inet", "unix"):
+        for mode in milters:
             runs = thr[(rcpts, mode)]
             rate = med(runs, "rate")
             rows.append([rcpts, mode, "%.0f" % rate, "%.2f" % (rate / base),
@@ -282,7 +325,7 @@ def main():
 
     base = med(seq["none"], "secs") * 1000 / seq_msgs
     srows = [["none", "%.2f" % base, "-", "-"]]
-    for mode in ("inet", "unix"):
+    for mode in milters:
         ms = med(seq[mode], "secs") * 1000 / seq_msgs
         srows.append([mode, "%.2f" % ms, "%+.3f" % (ms - base), "%.0f"
                       % med(seq[mode], "milter_us")])

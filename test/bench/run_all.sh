@@ -19,7 +19,9 @@
 #
 # Sections (each a script in this directory, usable on its own):
 #   milter   milter_bench.py    milterload at 1, 16, 64 connections
-#   postfix  postfix_compare.py Postfix with / without the milter (root)
+#   postfix  postfix_compare.py Postfix with / without the milter (root),
+#                               and with two do-nothing reference filters
+#                               (noop_libmilter, noop_raw): the floors
 #   redis    script_vs_get.py   relay.lua calls vs GET (redis-benchmark)
 #   scale    scale.py           1 thousand vs 1 million customers' keys,
 #                               memory per sender, daemon RSS, keys to zero
@@ -85,7 +87,12 @@ section() {
 }
 
 section milter "$here/milter_bench.py" $quick --milter "$milter" --milterload "$load"
-section postfix "$here/postfix_compare.py" $quick --milter "$milter"
+# The reference filters are built beside milterload (CMakeLists.txt).
+refs=""
+benchdir=$(dirname "$load")
+[ -x "$benchdir/noop_libmilter" ] && refs="$refs --noop-libmilter $benchdir/noop_libmilter"
+[ -x "$benchdir/noop_raw" ] && refs="$refs --noop-raw $benchdir/noop_raw"
+section postfix "$here/postfix_compare.py" $quick --milter "$milter" $refs
 section redis "$here/script_vs_get.py" $quick
 section scale "$here/scale.py" $quick $long --milter "$milter" --milterload "$load"
 

@@ -42,6 +42,7 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -356,6 +357,16 @@ class Harness:
     def redis(self, *args):
         where = ["-s", self.redis_sock] if self.redis_sock else ["-p", str(self.redis_port)]
         return _run(["redis-cli"] + where + [str(a) for a in args]).stdout.strip()
+
+    # The milter answers MAIL FROM from a copy of the staff-edited keys at
+    # most 1 s old (README: "Redis keys"); an edit is in force after that.
+    STAFF_EDIT_IN_FORCE_S = 1.1
+
+    def staff_edit(self, *args):
+        """A staff edit (redis-cli ARGS), returned once it is in force."""
+        out = self.redis(*args)
+        time.sleep(self.STAFF_EDIT_IN_FORCE_S)
+        return out
 
     def redis_json(self, *args):
         """The reply as JSON values (redis-cli --json): lists stay lists."""

@@ -96,6 +96,10 @@ class Protection(e2e_main.HarnessCase):
                              timeout=30)
         self.assertEqual(res.returncode, 0, "relaymilter-ctl %s: exit %d\n%s%s"
                          % (" ".join(args), res.returncode, res.stdout, res.stderr))
+        reads = args[0] in ("events", "usage", "show") or (args[0] == "limits"
+                                                            and len(args) == 2)
+        if not reads:  # an edit: returned once it is in force
+            time.sleep(self.h.STAFF_EDIT_IN_FORCE_S)
         return res.stdout
 
     # ---- sender domain protection -----------------------------------------
@@ -119,7 +123,7 @@ class Protection(e2e_main.HarnessCase):
 
     def test_b_redis_domain_is_protected(self):
         self.assert_accepted(self.send(BETA, "bob@gamma.example"))  # nobody owns it yet
-        self.h.redis("SADD", "relay:domain:gamma.example", "gamma")
+        self.h.staff_edit("SADD", "relay:domain:gamma.example", "gamma")
         self.assert_may_not_send(self.send(BETA, "bob@gamma.example"), "beta", "gamma.example")
         self.wait_event(customer="beta", sender="bob@gamma.example", reason=".*domain.*",
                         action="reject")
@@ -128,17 +132,17 @@ class Protection(e2e_main.HarnessCase):
         self.assert_accepted(self.send(GAMMA, "bob@gamma.example"))
         self.assert_accepted(self.send(GAMMA, "bob@eu.mail.gamma.example"))
         # removed from the set: free again, without a reload
-        self.h.redis("SREM", "relay:domain:gamma.example", "gamma")
+        self.h.staff_edit("SREM", "relay:domain:gamma.example", "gamma")
         self.assert_accepted(self.send(BETA, "bob@gamma.example"))
 
     def test_c_config_and_redis_owners_together(self):
         # at the same name the owners of both count
-        self.h.redis("SADD", "relay:domain:acme.example", "beta")
+        self.h.staff_edit("SADD", "relay:domain:acme.example", "beta")
         self.assert_accepted(self.send(BETA, "bob@acme.example"))
         self.assert_accepted(self.send(ACME, "bob@acme.example"))
         self.assert_may_not_send(self.send(GAMMA, "bob@acme.example"), "gamma", "acme.example")
         # the most specific protected entry decides
-        self.h.redis("SADD", "relay:domain:eu.acme.example", "gamma")
+        self.h.staff_edit("SADD", "relay:domain:eu.acme.example", "gamma")
         self.assert_accepted(self.send(GAMMA, "bob@x.eu.acme.example"))
         self.assert_may_not_send(self.send(ACME, "bob@eu.acme.example"), "acme",
                                  "eu.acme.example")
@@ -146,7 +150,7 @@ class Protection(e2e_main.HarnessCase):
 
     def test_d_own_domains_only(self):
         self.assert_accepted(self.send(STRICT, "bob@free.example"))
-        self.h.redis("HSET", "relay:limits:strict", "own_domains_only", 1)
+        self.h.staff_edit("HSET", "relay:limits:strict", "own_domains_only", 1)
         self.assert_may_not_send(self.send(STRICT, "bob@free.example"), "strict",
                                  "free.example")
         self.wait_event(customer="strict", sender="bob@free.example",
@@ -157,7 +161,7 @@ class Protection(e2e_main.HarnessCase):
         self.assert_may_not_send(self.send(STRICT, "bob@acme.example"), "strict",
                                  "acme.example")
         self.assert_accepted(self.send(STRICT, ""))
-        self.h.redis("HDEL", "relay:limits:strict", "own_domains_only")
+        self.h.staff_edit("HDEL", "relay:limits:strict", "own_domains_only")
         self.assert_accepted(self.send(STRICT, "bob@free.example"))
 
     # ---- blocked recipient domains -----------------------------------------
@@ -220,12 +224,12 @@ class Protection(e2e_main.HarnessCase):
         self.wait_event(customer="frozen", sender="bob@frozen.example", reason="suspended",
                         action="reject")
         self.assert_accepted(self.send(BETA, "bob@beta.example"))
-        self.h.redis("HSET", "relay:limits:beta", "suspended", 1)  # Redis
+        self.h.staff_edit("HSET", "relay:limits:beta", "suspended", 1)  # Redis
         o = self.send(BETA, "bob@beta.example")
         self.assert_mail_refused(o, r"sending suspended for beta, contact support$")
         self.wait_event(customer="beta", sender="bob@beta.example", reason="suspended",
                         action="reject")
-        self.h.redis("HSET", "relay:limits:frozen", "suspended", 0)  # lifted in Redis
+        self.h.staff_edit("HSET", "relay:limits:frozen", "suspended", 0)  # lifted in Redis
         self.assert_accepted(self.send(FROZEN, "bob@frozen.example"))
 
     # ---- the events stream stays capped ------------------------------------

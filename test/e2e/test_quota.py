@@ -143,11 +143,11 @@ class QuotaThroughPostfix(e2e_main.HarnessCase):
     def test_e_live_limit_change_in_redis(self):
         src, key = "127.0.0.13", "relay:limits:ip:127.0.0.13"
         self.assert_accepted(self.send(src))
-        self.h.redis("HSET", key, "messages_per_minute", 1)
+        self.h.staff_edit("HSET", key, "messages_per_minute", 1)
         o = self.send(src)
         self.assert_refused(o, "data", 451, r"^4\.7\.1 " + QUOTA_TEXT % (
             "messages_per_minute", 1, r"ip:127\.0\.0\.13"))
-        self.h.redis("HSET", key, "messages_per_minute", 5)
+        self.h.staff_edit("HSET", key, "messages_per_minute", 5)
         self.assert_accepted(self.send(src))
         self.h.wait_for_deliveries(2, self.sender)
         self.assertEqual(self.h.milter.pid, self.pid)
@@ -167,10 +167,10 @@ class QuotaThroughPostfix(e2e_main.HarnessCase):
 
     def test_g_suspended_in_redis(self):
         src, key = "127.0.0.15", "relay:limits:ip:127.0.0.15"
-        self.h.redis("HSET", key, "suspended", 1)
+        self.h.staff_edit("HSET", key, "suspended", 1)
         o = self.send(src)
         self.assert_refused(o, "mail", 550, r"^5\.7\.1 .*ip:127\.0\.0\.15")
-        self.h.redis("HSET", key, "suspended", 0)
+        self.h.staff_edit("HSET", key, "suspended", 0)
         self.assert_accepted(self.send(src))
         self.h.wait_for_deliveries(1, self.sender)
 

@@ -2,12 +2,18 @@
  * it_override - support staff edit limits live with redis-cli: the lookup
  * returns the fields of PREFIX limits:CUSTOMER and the policy engine applies
  * them to the very next message; a malformed value is ignored (the config
- * value applies); PREFIX sasl maps a login to a customer.
+ * value applies); PREFIX sasl maps a login to a customer. The store keeps
+ * what a lookup said for at most LC_MAX_AGE_MS (lookcache.h): many messages
+ * of one customer within that time cost one lookup, and an edit is in force
+ * once that time has passed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
+#include "lookcache.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "store_redis.h"
@@ -19,6 +25,8 @@ static void cli(const char *a, const char *b, const char *c, const char *d)
 
     REQUIRE(rc == 0, "redis-cli %s %s %s %s: exit %d (%s)", a, b, c ? c : "", d ? d : "",
             rc, out);
+    /* a staff edit is in force once the store's recent copy has aged out */
+    usleep((LC_MAX_AGE_MS + 100) * 1000);
 }
 
 static void lookup(struct store *s, const char *login, const char *fallback,
@@ -158,6 +166,47 @@ static void test_sasl_map(struct store *s)
     expect_refusal(&rep, "for acme2");
 }
 
+/* calls of a command since the server started (INFO commandstats) */
+static long long calls_of(redisContext *rc, const char *cmd)
+{
+    char needle[64];
+    long long n = 0;
+    redisReply *r = it_cmd(rc, "INFO commandstats");
+
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, needle) : NULL;
+    if (p != NULL)
+        n = strtoll(p + strlen(needle), NULL, 10);
+    freeReplyObject(r);
+    return n;
+}
+
+/* Ten messages of one customer within a second: ten charges at DATA, but
+ * the lookup at MAIL FROM goes to Redis once; each message is still counted. */
+static void test_recent_copy(void)
+{
+    struct pol_reply rep;
+    redisContext *rc = it_redis();
+    const char *cmds[] = {"evalsha", "eval"};
+    long long before = 0, after = 0;
+
+    cli("HSET", "relay:limits:copy-login", "messages_per_minute", "100");
+    send_one("copy-login", &rep); /* fills the copy */
+    for (int i = 0; i < 2; i++)
+        before += calls_of(rc, cmds[i]);
+    for (int i = 0; i < 10; i++)
+        send_one("copy-login", &rep);
+    for (int i = 0; i < 2; i++)
+        after += calls_of(rc, cmds[i]);
+    /* 10 charges, plus a lookup when the copy (or the blocked-domain copy,
+     * refreshed in the lookup's round trip) aged out meanwhile */
+    CHECK(after - before >= 10 && after - before <= 12,
+          "10 messages cost %lld script calls, expected 10 charges and at most 2 lookups",
+          after - before);
+    CHECK_HGET(rc, "relay:qc:m:copy-login", "m", 11);
+    redisFree(rc);
+}
+
 int main(void)
 {
     char redis[512], limits[1024];
@@ -172,10 +221,11 @@ int main(void)
     struct store *s = store_redis_new(cfg);
 
     snap_publish(snap_new(cfg, store_ref(s)));
-    it_avoid_boundary(rc, 60000, 15000);
+    it_avoid_boundary(rc, 60000, 30000); /* the edits wait out the copy: ~12 s */
     test_override(s);
     test_malformed(s);
     test_sasl_map(s);
+    test_recent_copy();
     snap_shutdown();
     store_unref(s);
     redisFree(rc);

@@ -1,0 +1,50 @@
+/*
+ * lookcache - a process-local copy of recent MAIL FROM lookups: what the
+ * staff-edited keys (PREFIX sasl, limits:CUSTOMER, domain:SUFFIX) said about
+ * one login, fallback customer and sender domain.
+ *
+ * Why: the lookup is one of the two Redis round trips a message costs, and
+ * every front-end makes it for every message against the one shared Redis.
+ * A customer who sends much sends the same lookup many times a second; a
+ * copy at most LC_MAX_AGE_MS old answers those without Redis, which halves
+ * the commands a busy relay sends to the shared store. SPEC 7 allows such a
+ * cache if it is never more than 2 seconds stale; with 1 second, a staff
+ * edit is in force within 1 second (plus a transaction in progress), as the
+ * blocked-domain copy (blockset.h) is.
+ *
+ * Memory is bounded: LC_SLOTS entries, direct-mapped by a hash of the key; a
+ * colliding lookup replaces the older entry. Entries are never used past
+ * their age, so a bounded table cannot serve a stale answer, only miss.
+ * Counters are never cached: the charge at DATA always goes to Redis.
+ *
+ * Interface:
+ *   lc_init(c) / lc_free(c)
+ *   lc_get(c, req, res)   1 and res filled when a copy younger than
+ *                         LC_MAX_AGE_MS exists for req, else 0
+ *   lc_put(c, req, res)   keep a copy of res, the answer for req now
+ * Thread-safe; the slots are locked in stripes.
+ */
+#ifndef RM_LOOKCACHE_H
+#define RM_LOOKCACHE_H
+
+#include <pthread.h>
+
+#include "store.h"
+
+enum { LC_SLOTS = 1024, LC_STRIPES = 16, LC_MAX_AGE_MS = 1000 };
+
+struct lc_entry;
+
+struct lookcache {
+    pthread_mutex_t lock[LC_STRIPES];
+    struct lc_entry *slot[LC_SLOTS];
+};
+
+void lc_init(struct lookcache *c);
+void lc_free(struct lookcache *c);
+int lc_get(struct lookcache *c, const struct store_lookup_req *req,
+           struct store_lookup_res *res);
+void lc_put(struct lookcache *c, const struct store_lookup_req *req,
+            const struct store_lookup_res *res);
+
+#endif
