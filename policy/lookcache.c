@@ -9,42 +9,67 @@
 
 #include "clock.h"
 
-/* One copy, packed: the fields of store_lookup_res without its fixed arrays
- * of STORE_FIELDS_MAX name/value pairs (most customers have none or a few),
- * then the key, login NUL fallback NUL sender-domain NUL. */
+/* One copy, packed into data[len] as NUL-terminated strings: the key (login,
+ * fallback, sender domain), the customer, the domain level, then a name and
+ * a value per field. Most answers are a few dozen bytes, not the kilobytes
+ * of a store_lookup_res with its fixed arrays. */
 struct lc_entry {
     long long at_ms;
-    size_t keylen;
+    size_t keylen, len;
     int garbage, truncated, dom_member, nfields;
-    char customer[STORE_NAME_MAX];
-    char dom_level[DOM_MAX + 1];
-    char *key;
-    char pair[][2][STORE_FIELD_LEN];
+    char data[];
 };
 
-/* The key of req, written to buf; returns its length, 0 when it does not fit. */
-static size_t make_key(const struct store_lookup_req *req, char *buf, size_t size)
+enum { LC_KEY_MAX = STORE_NAME_MAX * 2 + DOM_MAX + 4 };
+
+/* Appends s and its NUL to buf[*len..size); -1 when it does not fit. */
+static int pack(char *buf, size_t size, size_t *len, const char *s)
 {
-    const char *part[3] = {req->login, req->fallback, req->sender_domain};
+    size_t n = strlen(s ? s : "") + 1;
+
+    if (*len + n > size)
+        return -1;
+    memcpy(buf + *len, s ? s : "", n);
+    *len += n;
+    return 0;
+}
+
+/* The next string of an entry into dst (size bytes, always terminated). */
+static const char *unpack(const char *p, char *dst, size_t size)
+{
+    size_t n = strlen(p);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return p + strlen(p) + 1;
+}
+
+static size_t make_key(const struct store_lookup_req *req, char *buf)
+{
     size_t len = 0;
 
-    for (int i = 0; i < 3; i++) {
-        const char *p = part[i] ? part[i] : "";
-        size_t n = strlen(p) + 1;
-        if (len + n > size)
-            return 0;
-        memcpy(buf + len, p, n);
-        len += n;
-    }
+    if (pack(buf, LC_KEY_MAX, &len, req->login) ||
+        pack(buf, LC_KEY_MAX, &len, req->fallback) ||
+        pack(buf, LC_KEY_MAX, &len, req->sender_domain))
+        return 0;
     return len;
 }
 
-static unsigned slot_of(const char *key, size_t len)
+static unsigned set_of(const char *key, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)key[i]) * 16777619u;
-    return h % LC_SLOTS;
+    /* FNV's low bits depend on the input's low bits only: keys that share a
+     * suffix crowd into few sets. A final mix (MurmurHash3's) spreads them. */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h % (LC_SLOTS / LC_WAYS);
 }
 
 void lc_init(struct lookcache *c)
@@ -64,70 +89,109 @@ void lc_free(struct lookcache *c)
         pthread_mutex_destroy(&c->lock[i]);
 }
 
+static void copy_out(const struct lc_entry *e, struct store_lookup_res *res)
+{
+    const char *p = e->data + e->keylen;
+
+    memset(res, 0, sizeof(*res));
+    p = unpack(p, res->customer, sizeof(res->customer));
+    p = unpack(p, res->dom_level, sizeof(res->dom_level));
+    for (int f = 0; f < e->nfields; f++) {
+        p = unpack(p, res->name[f], sizeof(res->name[f]));
+        p = unpack(p, res->value[f], sizeof(res->value[f]));
+    }
+    res->garbage = e->garbage;
+    res->truncated = e->truncated;
+    res->dom_member = e->dom_member;
+    res->nfields = e->nfields;
+}
+
 int lc_get(struct lookcache *c, const struct store_lookup_req *req,
            struct store_lookup_res *res)
 {
-    char key[STORE_NAME_MAX * 2 + DOM_MAX + 4];
-    size_t len = make_key(req, key, sizeof(key));
-    unsigned i = slot_of(key, len);
+    char key[LC_KEY_MAX];
+    size_t len = make_key(req, key);
+    unsigned set = set_of(key, len);
     int hit = 0;
 
     if (len == 0)
         return 0;
-    pthread_mutex_lock(&c->lock[i % LC_STRIPES]);
-    const struct lc_entry *e = c->slot[i];
-    if (e != NULL && e->keylen == len && memcmp(e->key, key, len) == 0 &&
-        clock_mono_ms() - e->at_ms < LC_MAX_AGE_MS) {
-        memset(res, 0, sizeof(*res));
-        memcpy(res->customer, e->customer, sizeof(res->customer));
-        memcpy(res->dom_level, e->dom_level, sizeof(res->dom_level));
-        res->garbage = e->garbage;
-        res->truncated = e->truncated;
-        res->dom_member = e->dom_member;
-        res->nfields = e->nfields;
-        for (int f = 0; f < e->nfields; f++) {
-            memcpy(res->name[f], e->pair[f][0], STORE_FIELD_LEN);
-            memcpy(res->value[f], e->pair[f][1], STORE_FIELD_LEN);
+    pthread_mutex_lock(&c->lock[set % LC_STRIPES]);
+    for (int w = 0; w < LC_WAYS && !hit; w++) {
+        const struct lc_entry *e = c->slot[set * LC_WAYS + w];
+        if (e != NULL && e->keylen == len && memcmp(e->data, key, len) == 0 &&
+            clock_mono_ms() - e->at_ms < LC_MAX_AGE_MS) {
+            copy_out(e, res);
+            hit = 1;
         }
-        hit = 1;
     }
-    pthread_mutex_unlock(&c->lock[i % LC_STRIPES]);
+    pthread_mutex_unlock(&c->lock[set % LC_STRIPES]);
     return hit;
+}
+
+/* A packed copy of res under key, or NULL when it is over LC_ENTRY_MAX (a
+ * customer with many long overrides is simply looked up every time). */
+static struct lc_entry *pack_entry(const char *key, size_t keylen,
+                                   const struct store_lookup_res *res)
+{
+    int n = res->nfields < 0                  ? 0
+            : res->nfields > STORE_FIELDS_MAX ? STORE_FIELDS_MAX
+                                              : res->nfields;
+    struct lc_entry *e = malloc(sizeof(*e) + LC_ENTRY_MAX);
+    size_t len = keylen;
+    int bad = e == NULL || keylen > LC_ENTRY_MAX;
+
+    if (!bad) {
+        memcpy(e->data, key, keylen);
+        bad = pack(e->data, LC_ENTRY_MAX, &len, res->customer) ||
+              pack(e->data, LC_ENTRY_MAX, &len, res->dom_level);
+    }
+    for (int f = 0; f < n && !bad; f++)
+        bad = pack(e->data, LC_ENTRY_MAX, &len, res->name[f]) ||
+              pack(e->data, LC_ENTRY_MAX, &len, res->value[f]);
+    if (bad) {
+        free(e);
+        return NULL;
+    }
+    struct lc_entry *small = realloc(e, sizeof(*e) + len);
+    e = small ? small : e;
+    e->at_ms = clock_mono_ms();
+    e->keylen = keylen;
+    e->len = len;
+    e->garbage = res->garbage;
+    e->truncated = res->truncated;
+    e->dom_member = res->dom_member;
+    e->nfields = n;
+    return e;
 }
 
 void lc_put(struct lookcache *c, const struct store_lookup_req *req,
             const struct store_lookup_res *res)
 {
-    char key[STORE_NAME_MAX * 2 + DOM_MAX + 4];
-    size_t len = make_key(req, key, sizeof(key));
-    int n = res->nfields < 0                  ? 0
-            : res->nfields > STORE_FIELDS_MAX ? STORE_FIELDS_MAX
-                                              : res->nfields;
-    size_t pairs = sizeof(((struct lc_entry *)0)->pair[0]) * (size_t)n;
+    char key[LC_KEY_MAX];
+    size_t len = make_key(req, key);
     struct lc_entry *e;
 
-    /* built outside the lock; a failed allocation just leaves a miss */
-    if (len == 0 || (e = malloc(sizeof(*e) + pairs + len)) == NULL)
+    /* built outside the lock; a copy not kept just means a later miss */
+    if (len == 0 || (e = pack_entry(key, len, res)) == NULL)
         return;
-    e->at_ms = clock_mono_ms();
-    e->keylen = len;
-    e->garbage = res->garbage;
-    e->truncated = res->truncated;
-    e->dom_member = res->dom_member;
-    e->nfields = n;
-    memcpy(e->customer, res->customer, sizeof(e->customer));
-    memcpy(e->dom_level, res->dom_level, sizeof(e->dom_level));
-    for (int f = 0; f < n; f++) {
-        memcpy(e->pair[f][0], res->name[f], STORE_FIELD_LEN);
-        memcpy(e->pair[f][1], res->value[f], STORE_FIELD_LEN);
-    }
-    e->key = (char *)e->pair + pairs;
-    memcpy(e->key, key, len);
+    unsigned set = set_of(key, len);
+    struct lc_entry **way = &c->slot[set * LC_WAYS], *old;
+    int victim = 0;
 
-    unsigned i = slot_of(key, len);
-    pthread_mutex_lock(&c->lock[i % LC_STRIPES]);
-    struct lc_entry *old = c->slot[i];
-    c->slot[i] = e;
-    pthread_mutex_unlock(&c->lock[i % LC_STRIPES]);
+    pthread_mutex_lock(&c->lock[set % LC_STRIPES]);
+    /* the same key's older copy, else a free way, else the oldest copy */
+    for (int w = 0; w < LC_WAYS; w++) {
+        if (way[w] == NULL ||
+            (way[w]->keylen == len && memcmp(way[w]->data, key, len) == 0)) {
+            victim = w;
+            break;
+        }
+        if (way[w]->at_ms < way[victim]->at_ms)
+            victim = w;
+    }
+    old = way[victim];
+    way[victim] = e;
+    pthread_mutex_unlock(&c->lock[set % LC_STRIPES]);
     free(old);
 }

@@ -12,9 +12,13 @@
  * edit is in force within 1 second (plus a transaction in progress), as the
  * blocked-domain copy (blockset.h) is.
  *
- * Memory is bounded: LC_SLOTS entries, direct-mapped by a hash of the key; a
- * colliding lookup replaces the older entry. Entries are never used past
- * their age, so a bounded table cannot serve a stale answer, only miss.
+ * Memory is bounded: LC_SLOTS entries in sets of LC_WAYS chosen by a hash
+ * of the key, the oldest of a full set replaced; each entry packed into at
+ * most LC_ENTRY_MAX bytes (a larger answer is not kept): under 10 MB in
+ * all, about 1 MB for common answers. Sets rather than one slot per hash:
+ * a thousand busy customers in a direct-mapped table of a thousand slots
+ * evict each other most of the time. Entries are never used past their
+ * age, so a bounded table cannot serve a stale answer, only miss.
  * Counters are never cached: the charge at DATA always goes to Redis.
  *
  * Interface:
@@ -31,7 +35,13 @@
 
 #include "store.h"
 
-enum { LC_SLOTS = 1024, LC_STRIPES = 16, LC_MAX_AGE_MS = 1000 };
+enum {
+    LC_SLOTS = 8192,
+    LC_WAYS = 4,
+    LC_STRIPES = 16,
+    LC_ENTRY_MAX = 1024,
+    LC_MAX_AGE_MS = 1000
+};
 
 struct lc_entry;
 

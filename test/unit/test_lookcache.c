@@ -1,8 +1,10 @@
 /*
  * test_lookcache - the process-local copy of MAIL FROM lookups (lookcache.h):
  * a copy answers only its own key, whole and unchanged; it ages out after
- * LC_MAX_AGE_MS; a colliding key replaces it; keys that differ only in where
- * one part ends and the next begins stay apart; concurrent use is safe.
+ * LC_MAX_AGE_MS; a thousand busy customers all stay (sets, not one slot per
+ * hash); more keys than slots never mix answers; keys that differ only in
+ * where one part ends and the next begins stay apart; an answer over
+ * LC_ENTRY_MAX is not kept; concurrent use is safe.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -134,6 +136,42 @@ START_TEST(collisions_never_mix)
 }
 END_TEST
 
+/* The working set of a busy relay, a few thousand customers, stays whole. */
+START_TEST(working_set_kept)
+{
+    enum { N = LC_SLOTS / 2 };
+    char name[32];
+    int hits = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "customer-%d", i);
+        struct store_lookup_req req = {name, name, "example.com"};
+        struct store_lookup_res in = answer(name, 1);
+        lc_put(&lc, &req, &in);
+    }
+    for (int i = 0; i < N; i++) {
+        struct store_lookup_res out;
+        snprintf(name, sizeof(name), "customer-%d", i);
+        struct store_lookup_req req = {name, name, "example.com"};
+        hits += lc_get(&lc, &req, &out);
+    }
+    ck_assert_int_ge(hits, N * 95 / 100);
+}
+END_TEST
+
+/* Long values in every field: more than LC_ENTRY_MAX, looked up every time. */
+START_TEST(large_answer_not_kept)
+{
+    struct store_lookup_req req = {"", "acme", ""};
+    struct store_lookup_res in = answer("acme", STORE_FIELDS_MAX), out;
+
+    for (int i = 0; i < STORE_FIELDS_MAX; i++)
+        memset(in.value[i], '7', STORE_FIELD_LEN - 1);
+    lc_put(&lc, &req, &in);
+    ck_assert_int_eq(lc_get(&lc, &req, &out), 0);
+}
+END_TEST
+
 START_TEST(ages_out)
 {
     struct store_lookup_req req = {"", "acme", ""};
@@ -202,6 +240,8 @@ int main(void)
     tcase_add_test(tc, keys_stay_apart);
     tcase_add_test(tc, newer_copy_replaces);
     tcase_add_test(tc, collisions_never_mix);
+    tcase_add_test(tc, working_set_kept);
+    tcase_add_test(tc, large_answer_not_kept);
     tcase_add_test(tc, ages_out);
     tcase_add_test(tc, over_long_key_not_kept);
     tcase_add_test(tc, threads);
