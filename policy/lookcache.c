@@ -118,7 +118,7 @@ int lc_get(struct lookcache *c, const struct store_lookup_req *req,
         return 0;
     pthread_mutex_lock(&c->lock[set % LC_STRIPES]);
     for (int w = 0; w < LC_WAYS && !hit; w++) {
-        const struct lc_entry *e = c->slot[set * LC_WAYS + w];
+        const struct lc_entry *e = c->slot[(size_t)set * LC_WAYS + w];
         if (e != NULL && e->keylen == len && memcmp(e->data, key, len) == 0 &&
             clock_mono_ms() - e->at_ms < LC_MAX_AGE_MS) {
             copy_out(e, res);
@@ -176,7 +176,7 @@ void lc_put(struct lookcache *c, const struct store_lookup_req *req,
     if (len == 0 || (e = pack_entry(key, len, res)) == NULL)
         return;
     unsigned set = set_of(key, len);
-    struct lc_entry **way = &c->slot[set * LC_WAYS], *old;
+    struct lc_entry **way = &c->slot[(size_t)set * LC_WAYS], *old;
     int victim = 0;
 
     pthread_mutex_lock(&c->lock[set % LC_STRIPES]);

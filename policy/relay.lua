@@ -99,27 +99,41 @@ local function count(x)
   return nil
 end
 
--- Read one counter hash as of window number epoch. Anything that is not a
--- count (text, NaN, a negative number, a key of another type) marks the
--- state bad: the caller refuses and lets the key expire within two windows.
--- Bad data never lifts a limit.
-local function load(key, epoch)
-  local s = { m = 0, r = 0, pm = 0, pr = 0, bad = false }
+-- Why the charge is written the way it is: it runs for every message, and
+-- Redis runs one script at a time, so its cost is the ceiling of every relay
+-- front-end sharing this Redis. Per key it makes one HMGET and one HSET and
+-- keeps its state in locals and one flat table (no table per key, each
+-- value converted once); within a window it writes back only the two counts
+-- that changed. The commands themselves are cheap; the Lua around them and
+-- each number Redis must format are what a call costs.
+
+-- One counter hash: ok, then e, m, r, pm, pr as stored (e nil when absent).
+-- Anything that is not a count (text, NaN, a negative number, a key of
+-- another type) makes it not ok: the caller refuses and lets the key expire
+-- within two windows. Bad data never lifts a limit.
+local function load(key)
   local v = redis.pcall('HMGET', key, 'e', 'm', 'r', 'pm', 'pr')
-  if v.err then s.bad = true; return s end
-  local c = {}
+  if v.err then return false end
   for j = 1, 5 do
-    c[j] = v[j] and count(v[j]) or 0
-    if v[j] and not count(v[j]) then s.bad = true end
+    local x = v[j]
+    if x then
+      x = count(x)
+      if not x then return false end
+      v[j] = x
+    elseif j > 1 then
+      v[j] = 0
+    end
   end
-  if s.bad then return s end
-  if v[1] then s.e = c[1] end
-  if s.e == epoch then
-    s.m, s.r, s.pm, s.pr = c[2], c[3], c[4], c[5]
-  elseif s.e == epoch - 1 then
-    s.pm, s.pr = c[2], c[3]
-  end
-  return s
+  return true, v[1], v[2], v[3], v[4], v[5]
+end
+
+-- The counts as of window number epoch: the stored window if it is this
+-- one, its counts as the previous window's if it is the one before, else
+-- nothing.
+local function as_of(epoch, e, m, r, pm, pr)
+  if e == epoch then return m, r, pm, pr end
+  if e == epoch - 1 then return 0, 0, m, r end
+  return 0, 0, 0, 0
 end
 
 -- How long until cost more fits under lim, given the window state: first the
@@ -133,16 +147,6 @@ local function retry_after(w, f, prev, cur, cost, lim)
   return math.ceil((1 - f) * w + (1 - (lim - cost) / cur) * w)
 end
 
-local function check(s, w, f, n, lm, lr)
-  if lm >= 0 and s.pm * (1 - f) + s.m + 1 > lm then
-    return 'm', retry_after(w, f, s.pm, s.m, 1, lm)
-  end
-  if lr >= 0 and s.pr * (1 - f) + s.r + n > lr then
-    return 'r', retry_after(w, f, s.pr, s.r, n, lr)
-  end
-  return nil
-end
-
 -- An over-limit message, for the events stream: support's first stop.
 local function record(i, metric, now)
   local e = 5 * #KEYS + 3
@@ -154,58 +158,67 @@ local function record(i, metric, now)
 end
 
 local n = tonumber(ARGV[2])
-local now = (op == 'refund') and tonumber(ARGV[5 * #KEYS + 3]) or now_ms()
-local states = {}
 
-for i = 1, #KEYS do
-  local a = 5 * i - 2
-  local w, lm, lr = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local epoch = math.floor(now / w)
-  local s = load(KEYS[i], epoch)
-  if op == 'charge' and s.bad then
-    redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
-    local metric = lm >= 0 and 'm' or 'r'
-    record(i, metric, now)
-    return { 0, i, metric, (epoch + 2) * w - now }
-  end
-  if op == 'charge' then
-    local metric, retry = check(s, w, (now % w) / w, n, lm, lr)
+if op == 'charge' then
+  local now = now_ms()
+  -- per key, from 6i-5: epoch, stored e, m, r, pm, pr as of epoch
+  local st = {}
+  for i = 1, #KEYS do
+    local a = 5 * i - 2
+    local w, lm, lr = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local epoch = math.floor(now / w)
+    local ok, e, m, r, pm, pr = load(KEYS[i])
+    if not ok then
+      redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
+      local metric = lm >= 0 and 'm' or 'r'
+      record(i, metric, now)
+      return { 0, i, metric, (epoch + 2) * w - now }
+    end
+    m, r, pm, pr = as_of(epoch, e, m, r, pm, pr)
+    local f = (now % w) / w
+    local metric, retry
+    if lm >= 0 and pm * (1 - f) + m + 1 > lm then
+      metric, retry = 'm', retry_after(w, f, pm, m, 1, lm)
+    elseif lr >= 0 and pr * (1 - f) + r + n > lr then
+      metric, retry = 'r', retry_after(w, f, pr, r, n, lr)
+    end
     if metric then
       record(i, metric, now)
       return { 0, i, metric, retry }
     end
+    local b = 6 * i - 5
+    st[b], st[b + 1], st[b + 2], st[b + 3], st[b + 4], st[b + 5] = epoch, e, m, r, pm, pr
   end
-  s.w, s.epoch = w, epoch
-  states[i] = s
-end
-
-if op == 'charge' then
   for i = 1, #KEYS do
-    local s = states[i]
-    redis.call('HSET', KEYS[i], 'e', s.epoch, 'm', s.m + 1, 'r', s.r + n,
-      'pm', s.pm, 'pr', s.pr)
-    if s.e ~= s.epoch then redis.call('PEXPIREAT', KEYS[i], (s.epoch + 2) * s.w) end
+    local b = 6 * i - 5
+    local epoch = st[b]
+    if st[b + 1] == epoch then
+      redis.call('HSET', KEYS[i], 'm', st[b + 2] + 1, 'r', st[b + 3] + n)
+    else
+      local w = tonumber(ARGV[5 * i - 2])
+      redis.call('HSET', KEYS[i], 'e', epoch, 'm', st[b + 2] + 1, 'r', st[b + 3] + n,
+        'pm', st[b + 4], 'pr', st[b + 5])
+      redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
+    end
   end
   return { 1, now }
 end
 
 if op == 'refund' then
+  -- Give back what the charge at ARGV[5 * #KEYS + 3] took, to the bucket it
+  -- went into, whichever slot that sits in now; garbage is left alone (it
+  -- expires by itself).
+  local charged = tonumber(ARGV[5 * #KEYS + 3])
   for i = 1, #KEYS do
-    local s = states[i]
-    -- load() read the hash as of the charge's window; only give back to the
-    -- bucket the charge went into, whichever slot it sits in now.
-    local cur = not s.bad and redis.call('HGET', KEYS[i], 'e')
-    if s.bad then
-      -- leave garbage alone: it expires by itself
-    elseif tonumber(cur) == s.epoch then
-      redis.call('HSET', KEYS[i], 'm', math.max(s.m - 1, 0), 'r', math.max(s.r - n, 0))
-    elseif tonumber(cur) == s.epoch + 1 then
-      local v = redis.call('HMGET', KEYS[i], 'pm', 'pr')
-      redis.call('HSET', KEYS[i], 'pm', math.max((tonumber(v[1]) or 0) - 1, 0),
-        'pr', math.max((tonumber(v[2]) or 0) - n, 0))
+    local epoch = math.floor(charged / tonumber(ARGV[5 * i - 2]))
+    local ok, e, m, r, pm, pr = load(KEYS[i])
+    if ok and e == epoch then
+      redis.call('HSET', KEYS[i], 'm', math.max(m - 1, 0), 'r', math.max(r - n, 0))
+    elseif ok and e == epoch + 1 then
+      redis.call('HSET', KEYS[i], 'pm', math.max(pm - 1, 0), 'pr', math.max(pr - n, 0))
     end
   end
-  return { 1, now }
+  return { 1, charged }
 end
 
 return redis.error_reply('relaymilter: unknown operation')

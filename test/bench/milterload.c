@@ -36,6 +36,11 @@
  *   -o N     first customer number (customer = PREFIX(o + k))   default 0
  *   -b N     message size in bytes (SIZE=, and body if sent)    default 2048
  *   -d SEC   stop starting messages after SEC seconds            default 60
+ *   -R N     paced: message k starts at k / N seconds (N messages/s
+ *            offered in all, whatever the replies), not as soon as a
+ *            thread is free; latency is then measured below
+ *            saturation, where it shows the cost of a call rather than
+ *            the queue in front of it. 0: as fast as possible       default 0
  *   -t SEC   read timeout per reply                              default 10
  *   -N       set TCP_NODELAY on the milter connections (Postfix does not)
  *   -P PID   report the CPU time and RSS of PID over the run (repeatable)
@@ -46,6 +51,8 @@
  * max, in microseconds) per message (MAIL to the decision: the EOM reply, or
  * an earlier refusal) and per stage, and one machine-readable line
  *   RESULT label=... conns=... msgs=... secs=... rate=... msg_p50=... ...
+ * (with -R also late=N: messages that started 1 ms or more behind their
+ * time, the sign that the rate offered was more than the filter could take).
  * The exit status is 0 when every message got a decision, 1 when some failed
  * on a protocol or connection error, 2 on bad usage.
  */
@@ -130,6 +137,7 @@ struct options {
     long first;
     long size;
     double duration;
+    long rate; /* -R: messages/s offered, 0 unpaced */
     int timeout;
     int nodelay;
     int pids[8];
@@ -153,6 +161,8 @@ static struct options opt = {
 };
 
 static atomic_long next_msg;
+static atomic_long late_starts; /* -R: messages started 1 ms or more late */
+static double start_time;
 static char body[BODY_CHUNK]; /* filled once, read by every thread */
 static atomic_int stop_all;
 static double deadline;
@@ -741,6 +751,23 @@ done:
     return outcome_of(r);
 }
 
+/* -R: waits for message k's time; a message already late starts at once
+ * (no catching up in a burst) and is counted. */
+static void pace(long k)
+{
+    double at = start_time + (double)k / (double)opt.rate, now = now_s();
+
+    if (now - at >= 0.001) {
+        atomic_fetch_add(&late_starts, 1);
+        return;
+    }
+    if (at <= now)
+        return;
+    struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
 static void *run_worker(void *arg)
 {
     struct worker *w = arg;
@@ -753,6 +780,8 @@ static void *run_worker(void *arg)
         long k = atomic_fetch_add(&next_msg, 1);
         if (k >= opt.msgs)
             break;
+        if (opt.rate > 0)
+            pace(k);
         if (c.fd < 0) {
             if (open_session(&c) != 0) {
                 w->outcome[O_ERROR]++;
@@ -843,8 +872,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: milterload -s inet:PORT@127.0.0.1|unix:/path [-c conns] [-n msgs]\n"
             "         [-m msgs-per-conn] [-r rcpts] [-u customers] [-S senders]\n"
-            "         [-p prefix] [-o first] [-b size] [-d secs] [-t secs] [-N]\n"
-            "         [-P pid]... [-L label] [-q]\n");
+            "         [-p prefix] [-o first] [-b size] [-d secs] [-R rate] [-t secs]\n"
+            "         [-N] [-P pid]... [-L label] [-q]\n");
     exit(2);
 }
 
@@ -862,7 +891,7 @@ int main(int argc, char **argv)
 {
     int ch;
 
-    while ((ch = getopt(argc, argv, "s:c:n:m:r:u:S:p:o:b:d:t:NP:L:q")) != -1) {
+    while ((ch = getopt(argc, argv, "s:c:n:m:r:u:S:p:o:b:d:R:t:NP:L:q")) != -1) {
         switch (ch) {
         case 's':
             opt.socket = optarg;
@@ -896,6 +925,9 @@ int main(int argc, char **argv)
             break;
         case 'd':
             opt.duration = (double)num(optarg, 1, 86400, "-d");
+            break;
+        case 'R':
+            opt.rate = num(optarg, 0, 10000000L, "-R");
             break;
         case 't':
             opt.timeout = (int)num(optarg, 1, 3600, "-t");
@@ -934,6 +966,7 @@ int main(int argc, char **argv)
         body[i] = line[i % (sizeof(line) - 1)];
     double t0 = now_s();
     deadline = t0 + opt.duration;
+    start_time = t0;
     for (int i = 0; i < opt.conns; i++) {
         ws[i].id = i;
         if (pthread_create(&ws[i].tid, NULL, run_worker, &ws[i]) != 0)
@@ -991,6 +1024,9 @@ int main(int argc, char **argv)
                    opt.pids[i], after[i].cpu_s - before[i].cpu_s,
                    done ? (after[i].cpu_s - before[i].cpu_s) * 1e6 / (double)done : 0,
                    before[i].rss_kb, after[i].rss_kb);
+        if (opt.rate > 0)
+            printf("paced at %ld messages/s: %ld started 1 ms or more late\n", opt.rate,
+                   atomic_load(&late_starts));
         if (err)
             printf("first error: %s\n", err);
     }
@@ -1012,6 +1048,8 @@ int main(int argc, char **argv)
     }
     if (opt.npids)
         printf(" cpu_us=%.1f", done ? cpu_total * 1e6 / (double)done : 0);
+    if (opt.rate > 0)
+        printf(" late=%ld", atomic_load(&late_starts));
     printf("\n");
     if (err && opt.quiet)
         fprintf(stderr, "milterload: first error: %s\n", err);

@@ -5,10 +5,16 @@
  * It negotiates what relaymilter negotiates (the same skipped stages, no
  * reply to CONNECT, the same macro lists) and answers "continue" at once.
  *
- *   noop_raw inet:PORT@127.0.0.1 | unix:PATH
+ *   noop_raw [-a] inet:PORT@127.0.0.1 | unix:PATH
  *
  * What Postfix loses with it is the cost of the milter protocol itself, the
  * floor for any filter; noop_libmilter's extra cost is libmilter's.
+ *
+ * -a answers DATA with "accept" instead of "continue": Postfix then sends no
+ * end-of-message to the filter and hands it no connection for the cleanup
+ * server. relaymilter cannot do that (it must see the end of the message to
+ * know that a charge stands, SPEC 5: an aborted message costs no quota); the
+ * difference between the two runs is what that end-of-message stage costs.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -101,9 +107,12 @@ static uint32_t optneg(struct buf *out, const unsigned char *d, uint32_t n)
 
 /* Handles the whole packets in in[0..n); returns the bytes used, or -1 at
  * QUIT or on a protocol error. Replies are appended to out. */
+static int accept_at_data; /* -a */
+
 static long packets(const unsigned char *in, size_t n, struct buf *out, int *nr_conn)
 {
     static const unsigned char cont[5] = {0, 0, 0, 1, 'c'};
+    static const unsigned char acc[5] = {0, 0, 0, 1, 'a'};
     size_t at = 0;
 
     while (n - at >= 5) {
@@ -131,6 +140,9 @@ static long packets(const unsigned char *in, size_t n, struct buf *out, int *nr_
             break;
         case 'Q':
             return -1;
+        case 'T':
+            put(out, accept_at_data ? acc : cont, 5);
+            break;
         default:
             put(out, cont, 5);
         }
@@ -198,8 +210,13 @@ int main(int argc, char **argv)
     int lfd, one = 1;
     pthread_attr_t attr;
 
+    if (argc == 3 && strcmp(argv[1], "-a") == 0) {
+        accept_at_data = 1;
+        argv++;
+        argc--;
+    }
     if (argc != 2 || (lfd = listener(argv[1])) < 0) {
-        fprintf(stderr, "usage: noop_raw inet:PORT@127.0.0.1 | unix:PATH\n");
+        fprintf(stderr, "usage: noop_raw [-a] inet:PORT@127.0.0.1 | unix:PATH\n");
         return 2;
     }
     pthread_attr_init(&attr);

@@ -27,12 +27,13 @@ and smtp-source sends through each in turn:
     transaction, MAIL FROM to the reply after the final dot: p50 / p99 / max
     and the count of transactions of 30 ms or more, where a small-write
     (Nagle / delayed-ACK) stall of about 40 ms would show.
-The three listeners are measured round-robin in every round (the order
-rotates), each run after Postfix has delivered the previous run's mail, so
-all three see the same machine. The table shows medians over rounds and the
-ratio with / without. CPU per message is the milter's and Redis's CPU time
+The listeners are measured round-robin in every round (the order rotates),
+each run after Postfix has delivered the previous run's mail, so all see
+the same machine. The table shows medians over rounds and the ratio with /
+without. CPU per message is the milter's and Redis's CPU time
 (/proc/PID/stat, utime + stime, all threads) over the run, divided by the
-messages.
+messages; the machine's CPU per message (/proc/stat: every process, the
+kernel, until delivered) shows what the whole set costs, with and without.
 
 Needs root (Postfix). The limits are far above the load: every message is
 checked and charged against the 4 counters of the default windows, and
@@ -58,14 +59,15 @@ from postfix_harness import Harness
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 
 
-REFERENCES = ("noop-libmilter", "noop-raw")
+REFERENCES = ("noop-libmilter", "noop-raw", "noop-raw-accept")
 
 
 class Reference:
     """A reference filter (noop_libmilter or noop_raw) on a loopback port."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, args=()):
         self.binary = binary
+        self.args = list(args)
         self.port = free_port()
         self.postfix_spec = "inet:127.0.0.1:%d" % self.port
         self.proc = None
@@ -75,7 +77,8 @@ class Reference:
         return self.proc.pid
 
     def start(self):
-        self.proc = subprocess.Popen([self.binary, "inet:%d@127.0.0.1" % self.port],
+        self.proc = subprocess.Popen([self.binary] + self.args + ["inet:%d@127.0.0.1"
+                                                                  % self.port],
                                      stdin=subprocess.DEVNULL)
         bl._cleanups.append(lambda: stop_process(self.proc))
         wait_until(lambda: listening(self.port), 10, "%s on port %d"
@@ -95,7 +98,8 @@ class Bench:
         bl._cleanups.append(self.h.stop)
         self.unix_milter = bl.Milter(self.a.milter, self.redis, "unix").start()
         self.ports = {"inet": self.h.smtpd_port}
-        self.refs = {m: Reference(b).start() for m, b in self.a.references.items()}
+        self.refs = {m: Reference(b, ["-a"] if m == "noop-raw-accept" else []).start()
+                     for m, b in self.a.references.items()}
         specs = {"none": "", "unix": self.unix_milter.postfix_spec}
         specs.update({m: r.postfix_spec for m, r in self.refs.items()})
         with open(os.path.join(self.h.etc, "master.cf"), "a") as f:
@@ -112,9 +116,23 @@ class Bench:
             self.milter_pid[mode] = ref.pid
         self.milter_log = {"inet": self.h.milter_log_path,
                            "unix": self.unix_milter.log_path}
+        self._log_at, self._log_rest, self._removed = 0, b"", 0
         return self
 
     # ---- queue ----------------------------------------------------------
+    def removed(self):
+        """Messages Postfix has removed from its queue (delivered) since the
+        start: read from the maillog incrementally, so that polling it
+        during a run costs next to nothing."""
+        with open(self.h.maillog_path, "rb") as f:
+            f.seek(self._log_at)
+            data = self._log_rest + f.read()
+        self._log_at += len(data) - len(self._log_rest)
+        cut = data.rfind(b"\n") + 1
+        self._removed += data[:cut].count(b": removed\n")
+        self._log_rest = data[cut:]
+        return self._removed
+
     def queued(self):
         n = 0
         for sub in ("maildrop", "incoming", "active", "deferred", "hold"):
@@ -170,6 +188,8 @@ class Bench:
         cpu0 = {p: bl.proc_cpu(p) for p in pids}
         acc0 = self.decisions(mode)
         err0 = self.count(mode, "store_error")
+        removed0 = self.removed()
+        busy0 = machine_busy()
         argv = [SMTP_SOURCE, "-s", str(sessions), "-m", str(msgs), "-l", "2048",
                 "-r", str(rcpts), "-f", "sender@client.bench.example",
                 "-t", "rcpt@dest.bench.example", "-M", "client.bench.example"]
@@ -183,16 +203,22 @@ class Bench:
         if res.returncode != 0:
             raise RuntimeError("smtp-source failed (%d): %s" % (res.returncode,
                                                                 res.stderr))
+        wait_until(lambda: self.removed() - removed0 >= msgs, 600,
+                   "Postfix to deliver %d messages" % msgs, interval=0.01)
+        secs_e2e = time.monotonic() - t0
+        busy = machine_busy() - busy0
         cpu = {p: bl.proc_cpu(p) - cpu0[p] for p in pids}
-        sys.stderr.write("  %s: %d msgs, %d session(s)%s, %d rcpt(s): %.1f s, %.0f msg/s, "
-                         "load %.2f\n" % (mode, msgs, sessions, " (one, -d)" if one_session
-                                           else "", rcpts, secs, msgs / secs, bl.loadavg()))
+        sys.stderr.write("  %s: %d msgs, %d session(s)%s, %d rcpt(s): %.1f s, %.0f msg/s "
+                         "accepted, %.0f delivered, load %.2f\n"
+                         % (mode, msgs, sessions, " (one, -d)" if one_session else "",
+                            rcpts, secs, msgs / secs, msgs / secs_e2e, bl.loadavg()))
         accepted = self.decisions(mode) - acc0
         if judged and accepted != msgs:
             raise RuntimeError("%s: %d accept decisions at DATA for %d messages"
                                % (mode, accepted, msgs))
         return {
-            "secs": secs, "rate": msgs / secs,
+            "secs": secs, "rate": msgs / secs, "rate_e2e": msgs / secs_e2e,
+            "machine_us": busy * 1e6 / msgs,
             "redis_us": cpu[self.redis.pid] * 1e6 / msgs,
             "milter_us": cpu[self.milter_pid[mode]] * 1e6 / msgs if mode != "none" else 0,
             "store_errors": self.count(mode, "store_error") - err0,
@@ -247,6 +273,14 @@ class SmtpProbe:
             self.sock.close()
 
 
+def machine_busy():
+    """CPU seconds the whole machine has spent (every core, every process,
+    the kernel): /proc/stat's first line without idle and iowait."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def rotate(xs, r):
     r %= len(xs)
     return xs[r:] + xs[:r]
@@ -262,10 +296,11 @@ def main():
     ap.add_argument("--seq-msgs", type=int)
     ap.add_argument("--probe-msgs", type=int)
     ap.add_argument("--noop-libmilter", help="test/bench/noop_libmilter binary")
-    ap.add_argument("--noop-raw", help="test/bench/noop_raw binary")
+    ap.add_argument("--noop-raw", help="test/bench/noop_raw binary (also run with -a)")
     a = ap.parse_args()
     a.references = {m: b for m, b in (("noop-libmilter", a.noop_libmilter),
-                                      ("noop-raw", a.noop_raw)) if b}
+                                      ("noop-raw", a.noop_raw),
+                                      ("noop-raw-accept", a.noop_raw)) if b}
     if os.geteuid() != 0:
         print("postfix_compare: skipped (Postfix needs root)")
         bl.record("postfix", "skipped", "needs root")
@@ -303,25 +338,39 @@ def main():
 
     rows = []
     for rcpts in rcpt_counts:
-        base = med(thr[(rcpts, "none")], "rate")
-        rows.append([rcpts, "none", "%.0f" % base, "1.00", "-", "%.0f"
-                     % med(thr[(rcpts, "none")], "redis_us"), 0])
+        none = thr[(rcpts, "none")]
+        base, base_e2e = med(none, "rate"), med(none, "rate_e2e")
+        base_cpu = med(none, "machine_us")
+        rows.append([rcpts, "none", "%.0f" % base, "1.00", "%.0f" % base_e2e, "1.00",
+                     "%.0f" % base_cpu, "-", "-", "%.0f" % med(none, "redis_us"), 0])
         for mode in milters:
             runs = thr[(rcpts, mode)]
-            rate = med(runs, "rate")
+            rate, rate_e2e = med(runs, "rate"), med(runs, "rate_e2e")
+            cpu = med(runs, "machine_us")
             rows.append([rcpts, mode, "%.0f" % rate, "%.2f" % (rate / base),
+                         "%.0f" % rate_e2e, "%.2f" % (rate_e2e / base_e2e),
+                         "%.0f" % cpu, "%+.0f" % (cpu - base_cpu),
                          "%.0f" % med(runs, "milter_us"), "%.0f" % med(runs, "redis_us"),
                          sum(x["store_errors"] for x in runs)])
-            bl.record("postfix", "%d rcpt, %s: msg/s with / without" % (rcpts, mode),
-                      "%.0f / %.0f = %.2f" % (rate, base, rate / base))
+            bl.record("postfix", "%d rcpt, %s: delivered msg/s with / without"
+                      % (rcpts, mode), "%.0f / %.0f = %.2f"
+                      % (rate_e2e, base_e2e, rate_e2e / base_e2e),
+                      "end to end" if mode in ("inet", "unix") else "")
+            bl.record("postfix", "%d rcpt, %s: accepted msg/s with / without"
+                      % (rcpts, mode), "%.0f / %.0f = %.2f" % (rate, base, rate / base))
+            bl.record("postfix", "%d rcpt, %s: machine CPU us/message, added" % (rcpts, mode),
+                      "%.0f vs %.0f: %+.0f" % (cpu, base_cpu, cpu - base_cpu))
             bl.record("postfix", "%d rcpt, %s: CPU us/message milter + redis"
                       % (rcpts, mode), "%.0f + %.0f" % (med(runs, "milter_us"),
                                                         med(runs, "redis_us")))
     print(bl.table(
         "Postfix throughput, smtp-source -s %d -m %d -l 2048 (a session per message), "
-        "median of %d round(s)" % (sessions, msgs, rounds),
-        ["rcpts", "milter", "msg/s", "ratio to none", "milter CPU us/msg",
-         "redis CPU us/msg", "store errors"], rows))
+        "median of %d round(s); accepted: until smtp-source ends, delivered: until "
+        "the last message is in smtp-sink; machine CPU: every process, per message"
+        % (sessions, msgs, rounds),
+        ["rcpts", "milter", "accepted msg/s", "ratio", "delivered msg/s", "ratio",
+         "machine CPU us/msg", "added", "milter CPU us/msg", "redis CPU us/msg",
+         "store errors"], rows))
 
     base = med(seq["none"], "secs") * 1000 / seq_msgs
     srows = [["none", "%.2f" % base, "-", "-"]]

@@ -184,7 +184,7 @@ def with_postfix(a, out):
     if os.geteuid() != 0:
         print("profile --postfix: needs root (Postfix)")
         return 1
-    b = pc.Bench(argparse.Namespace(milter=a.milter)).start()
+    b = pc.Bench(argparse.Namespace(milter=a.milter, references={})).start()
     b.run("inet", 100, 5, a.rcpts)
     print("machine: %s" % bl.machine())
     pid = b.milter_pid["inet"]
