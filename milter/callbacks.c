@@ -37,6 +37,8 @@ static sfsistat answer(SMFICTX *ctx, const struct pol_reply *r)
 {
     if (r->verdict == POL_CONTINUE)
         return SMFIS_CONTINUE;
+    if (r->verdict == POL_ACCEPT) /* no more events for this message */
+        return SMFIS_ACCEPT;
     if (smfi_setreply(ctx, (char *)r->rcode, (char *)r->xcode, (char *)r->text) !=
         MI_SUCCESS)
         msg_warn("cannot set the SMTP reply \"%s %s %s\"", r->rcode, r->xcode, r->text);

@@ -33,6 +33,7 @@ struct cfg_param {
 };
 
 static const char *const store_error_names[] = {"accept", "tempfail", "local", NULL};
+static const char *const aborted_charge_names[] = {"refund", "keep", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(f) offsetof(struct rm_config, f)
@@ -63,6 +64,8 @@ static const struct cfg_param cfg_params[] = {
      NULL},
     {"", "on_store_error", CT_ENUM, OFF(on_store_error), CFG_SE_ACCEPT, NULL, 0, 0,
      store_error_names},
+    {"", "aborted_charge", CT_ENUM, OFF(aborted_charge), CFG_AC_REFUND, NULL, 0, 0,
+     aborted_charge_names},
     {"metrics", "listen", CT_STR, OFF(metrics_listen), 0, NULL, 0, 0, NULL},
     {"log", "level", CT_ENUM, OFF(log_level), LOG_LVL_INFO, NULL, 0, 0, level_names},
     {"", "blocked_recipient_domains", CT_STRLIST, OFF(blocked_rcpt_domains), 0, NULL, 0,

@@ -34,6 +34,8 @@
 #include "netmatch.h"
 
 enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL, CFG_SE_LOCAL };
+/* aborted_charge: what a transaction aborted after DATA does to its charge */
+enum cfg_aborted_charge { CFG_AC_REFUND, CFG_AC_KEEP };
 
 struct cfg_strlist {
     char **v;
@@ -74,6 +76,7 @@ struct rm_config {
     int local_max_entries; /* on_store_error = local: counters kept at most */
 
     int on_store_error;
+    int aborted_charge;
     char *metrics_listen; /* "HOST:PORT" of /metrics, NULL: off */
     int log_level;
     struct lim_set limits; /* every field set: built-in overlaid by limits{} */

@@ -397,7 +397,7 @@ static void over_quota(struct pol_conn *c, const char *qid,
     }
 }
 
-void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
+static void data_decide(struct pol_conn *c, const char *qid, struct pol_reply *r)
 {
     struct quota_result res;
     char err[STORE_ERR_MAX];
@@ -429,6 +429,23 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
     c->charged_ms = res.charged_ms;
     c->q.local = res.local;
     log_decision(c, qid, "accept", res.local ? "store_error fallback=local" : NULL);
+}
+
+/* Only the end of the message tells that a charge stands (a transaction that
+ * aborts after DATA gets it back), and waiting for it costs the MTA a round
+ * trip to the milter per message and its cleanup server a milter of its own.
+ * aborted_charge = keep makes the charge final here instead, so a message
+ * that goes on is accepted now and the MTA skips the rest; a hold still needs
+ * the end of the message, where quarantine is done. */
+void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
+{
+    data_decide(c, qid, r);
+    if (r->verdict != POL_CONTINUE || c->hold || c->snap == NULL ||
+        c->snap->cfg->aborted_charge != CFG_AC_KEEP)
+        return;
+    r->verdict = POL_ACCEPT;
+    c->charged = 0;
+    end_transaction(c);
 }
 
 int pol_eom(struct pol_conn *c, const char *qid)

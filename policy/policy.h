@@ -10,7 +10,11 @@
  *                              Identity + staff limits (one store round trip),
  *                              suspension.
  *   pol_rcpt(c, rcpt, reply)   max_recipients
- *   pol_data(c, qid, reply)    every quota, checked and charged at once
+ *   pol_data(c, qid, reply)    every quota, checked and charged at once. With
+ *                              aborted_charge = keep the charge is final here
+ *                              and a message that goes on gets POL_ACCEPT: the
+ *                              transaction is over for the policy, and the
+ *                              MTA need not send the end of the message.
  *   pol_eom(c, qid)            the message is in: the charge stands. Returns 1
  *                              when the message goes to the hold queue.
  *   pol_abort(c)               the transaction ended without the message: any
@@ -18,8 +22,8 @@
  *   pol_conn_free(c)           pol_abort, then free
  *   pol_hold_reason(c)         text for the hold queue entry
  *
- * A reply with verdict POL_CONTINUE carries no text. Text is printable ASCII
- * without '%', safe to hand to smfi_setreply.
+ * A reply with verdict POL_CONTINUE or POL_ACCEPT carries no text. Text is printable
+ * ASCII without '%', safe to hand to smfi_setreply.
  */
 #ifndef RM_POLICY_H
 #define RM_POLICY_H
@@ -27,7 +31,7 @@
 #include "netmatch.h"
 #include "snapshot.h"
 
-enum pol_verdict { POL_CONTINUE, POL_TEMPFAIL, POL_REJECT };
+enum pol_verdict { POL_CONTINUE, POL_ACCEPT, POL_TEMPFAIL, POL_REJECT };
 
 struct pol_reply {
     enum pol_verdict verdict;

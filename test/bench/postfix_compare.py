@@ -5,9 +5,11 @@
 
 A private Postfix (test/e2e/postfix_harness.py: loopback only, relaying
 everything to smtp-sink) gets three smtpd listeners:
-    none   smtpd_milters empty: Postfix alone
-    inet   the harness's relaymilter on inet:127.0.0.1:PORT
-    unix   a second relaymilter (same Redis, same settings) on unix:PATH
+    none       smtpd_milters empty: Postfix alone
+    inet       the harness's relaymilter on inet:127.0.0.1:PORT
+    unix       a second relaymilter (same Redis, same settings) on unix:PATH
+    inet-keep  a third, on inet:, with aborted_charge = "keep": it accepts at
+               DATA, and Postfix skips the end-of-message stage
 and, when their binaries are given (run_all.sh gives them), two reference
 filters on inet: that negotiate what relaymilter negotiates and answer
 "continue" at once, without policy or Redis:
@@ -97,10 +99,13 @@ class Bench:
         self.h.start()
         bl._cleanups.append(self.h.stop)
         self.unix_milter = bl.Milter(self.a.milter, self.redis, "unix").start()
+        self.keep_milter = bl.Milter(self.a.milter, self.redis, "inet",
+                                     settings={"aborted_charge": "keep"}).start()
         self.ports = {"inet": self.h.smtpd_port}
         self.refs = {m: Reference(b, ["-a"] if m == "noop-raw-accept" else []).start()
                      for m, b in self.a.references.items()}
-        specs = {"none": "", "unix": self.unix_milter.postfix_spec}
+        specs = {"none": "", "unix": self.unix_milter.postfix_spec,
+                 "inet-keep": self.keep_milter.postfix_spec}
         specs.update({m: r.postfix_spec for m, r in self.refs.items()})
         with open(os.path.join(self.h.etc, "master.cf"), "a") as f:
             for mode, spec in specs.items():
@@ -111,11 +116,13 @@ class Bench:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for p in self.ports.values():
             wait_until(lambda: listening(p), 20, "smtpd on 127.0.0.1:%d" % p)
-        self.milter_pid = {"inet": self.h.milter.pid, "unix": self.unix_milter.pid}
+        self.milter_pid = {"inet": self.h.milter.pid, "unix": self.unix_milter.pid,
+                           "inet-keep": self.keep_milter.pid}
         for mode, ref in self.refs.items():
             self.milter_pid[mode] = ref.pid
         self.milter_log = {"inet": self.h.milter_log_path,
-                           "unix": self.unix_milter.log_path}
+                           "unix": self.unix_milter.log_path,
+                           "inet-keep": self.keep_milter.log_path}
         self._log_at, self._log_rest, self._removed = 0, b"", 0
         return self
 
@@ -311,7 +318,8 @@ def main():
     seq_msgs = a.seq_msgs or (50 if a.quick else 1000)
     probe_msgs = a.probe_msgs or (20 if a.quick else 300)
     rcpt_counts = [1] if a.quick else [1, 10]
-    modes = ["none", "inet", "unix"] + [m for m in REFERENCES if m in a.references]
+    modes = ["none", "inet", "unix", "inet-keep"] + [m for m in REFERENCES
+                                                     if m in a.references]
     milters = modes[1:]
 
     la = bl.wait_for_quiet() if not a.quick else bl.loadavg()
@@ -355,7 +363,7 @@ def main():
             bl.record("postfix", "%d rcpt, %s: delivered msg/s with / without"
                       % (rcpts, mode), "%.0f / %.0f = %.2f"
                       % (rate_e2e, base_e2e, rate_e2e / base_e2e),
-                      "end to end" if mode in ("inet", "unix") else "")
+                      "end to end" if mode in ("inet", "unix", "inet-keep") else "")
             bl.record("postfix", "%d rcpt, %s: accepted msg/s with / without"
                       % (rcpts, mode), "%.0f / %.0f = %.2f" % (rate, base, rate / base))
             bl.record("postfix", "%d rcpt, %s: machine CPU us/message, added" % (rcpts, mode),

@@ -14,8 +14,10 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness_conf import read_postconf  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness_conf import read_postconf, wait_until  # noqa: E402
 import e2e_main  # noqa: E402
+import milterclient as mc  # noqa: E402
 from postfix_harness import EXAMPLE_MAIN_CF  # noqa: E402
 
 LIMITS = {
@@ -218,6 +220,43 @@ class QuotaThroughPostfix(e2e_main.HarnessCase):
         self.fill_quota(src)  # both still fit into messages_per_minute 2
         o = self.send(src)
         self.assertEqual((o.stage, o.code), ("data", 451), o)
+
+    def test_k_aborted_charge_keep(self):
+        """aborted_charge = keep: the milter accepts at DATA, so Postfix skips
+        the end of the message; an abort after DATA keeps its charge; a hold
+        still goes through the end of the message."""
+        self.addCleanup(self.restore_config)
+        self.h.write_milter_config(dict(SETTINGS, aborted_charge="keep"))
+        self.h.reload_milter(expect_ok=True)
+        # the answer to DATA, as the MTA gets it (Postfix logs no milter replies)
+        with mc.MilterClient(("127.0.0.1", self.h.milter_port), timeout=5.0) as c:
+            c.connect_info(addr="127.0.0.18")
+            res = c.send_message(self.sender, rcpts(1), qid="4KEEP01")
+        self.assertEqual((res.verdict, res.stage), ("accept", "DATA"), res)
+        self.assertNotIn("EOM", [st.name for st in res.stages], res.stages)
+
+        src = "127.0.0.19"
+        self.assert_accepted(self.send(src))
+        self.h.wait_for_deliveries(1, self.sender)
+        s = self.h.smtp(src)
+        self.assertEqual(s.mail(self.sender)[0], 250)
+        self.assertEqual(s.rcpt(rcpts(1)[0])[0], 250)
+        self.assertEqual(s.docmd("DATA")[0], 354)  # charged, and final, here
+        s.send(b"Subject: never finished\r\n\r\nhalf a messa")
+        s.close()
+        decided = r"customer=ip:127\.0\.0\.19 .*action=accept"
+        wait_until(lambda: len(re.findall(decided, self.milter_log())) == 2, 10,
+                   "two decisions for 127.0.0.19", self.milter_log)
+        o = self.send(src)  # messages_per_minute 2: used by the two above
+        self.assert_refused(o, "data", 451, r"^4\.7\.1 " + QUOTA_TEXT % (
+            "messages_per_minute", 2, r"ip:127\.0\.0\.19"))
+        self.assertNotIn("refunded", self.milter_log())
+
+        self.fill_quota("127.0.2.19")
+        o = self.send("127.0.2.19", subject="held under keep")
+        self.assert_accepted(o)
+        self.assertIn(o.queue_id, self.h.hold_queue())
+        self.h.postfix_cmd("/usr/sbin/postsuper", "-d", o.queue_id)
 
     def test_j_milter_down_uses_milter_default_action(self):
         action = dict(read_postconf(EXAMPLE_MAIN_CF))["milter_default_action"]

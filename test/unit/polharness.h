@@ -11,7 +11,7 @@
  *   ph_mail(sender, login)     pol_mail with one more snapshot reference
  *   ph_rcpt(rcpt)              pol_rcpt
  *   ph_expect(v, rcode, xcode) the last reply is v (with these codes and some
- *                              text unless v is POL_CONTINUE)
+ *                              text unless v is POL_CONTINUE or POL_ACCEPT)
  *   ph_charged(key)            the counter of the last charge named key, or NULL
  *   ph_conn, ph_snap, ph_r     the connection, its snapshot, the last reply
  */

@@ -275,6 +275,8 @@ static const struct bad_case bad_cases[] = {
      3, "own_domains_only"},
     {"bad on_store_error", "\n\non_store_error = \"reject\";\n", 3, "on_store_error"},
     {"int for on_store_error", "on_store_error = 1;\n", 1, "on_store_error"},
+    {"bad aborted_charge", "\naborted_charge = \"forget\";\n", 2, "aborted_charge"},
+    {"bool for aborted_charge", "aborted_charge = false;\n", 1, "aborted_charge"},
     {"bad action", "limits = {\n  action = \"drop\";\n};\n", 2, "action"},
     {"int for action", "limits = {\n  action = 1;\n};\n", 2, "action"},
     {"bad customer action",

@@ -1,6 +1,7 @@
 /*
  * test_config_ext - the configuration of the newer features (config.h): the
- * local store fallback, the events stream, Redis Sentinel addresses, domain
+ * local store fallback, the events stream, aborted_charge, Redis Sentinel
+ * addresses, domain
  * lists in canonical form, and the domain ownership lookups. Their malformed
  * values are in test_config.c's table of errors with their FILE:LINE.
  */
@@ -27,6 +28,7 @@ START_TEST(fallback_defaults)
     ck_assert_double_eq(cfg->local_share, 0.25);
     ck_assert_int_eq(cfg->local_max_entries, 100000);
     ck_assert_int_eq(cfg->events_maxlen, 10000);
+    ck_assert_int_eq(cfg->aborted_charge, CFG_AC_REFUND);
     ck_assert_uint_eq(cfg->sentinels.n, 0);
     ck_assert_uint_eq(cfg->blocked_rcpt_domains.n, 0);
     cfg_free(cfg);
@@ -56,6 +58,18 @@ START_TEST(fallback_values)
 
     cfg = load_ok("redis = { local_share = 0.001; };\n");
     ck_assert_double_eq_tol(cfg->local_share, 0.001, 1e-12);
+    cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(aborted_charge_values)
+{
+    struct rm_config *cfg = load_ok("aborted_charge = \"keep\";\n");
+
+    ck_assert_int_eq(cfg->aborted_charge, CFG_AC_KEEP);
+    cfg_free(cfg);
+    cfg = load_ok("aborted_charge = \"refund\";\n");
+    ck_assert_int_eq(cfg->aborted_charge, CFG_AC_REFUND);
     cfg_free(cfg);
 }
 END_TEST
@@ -172,6 +186,7 @@ static Suite *config_ext_suite(void)
     tcase_add_test(fb, fallback_defaults);
     tcase_add_test(fb, fallback_values);
     tcase_add_test(fb, store_error_names);
+    tcase_add_test(fb, aborted_charge_values);
     tcase_add_test(fb, sentinel_forms_accepted);
     tcase_add_test(dom, domain_lists_canonical);
     tcase_add_test(dom, domain_level_most_specific);
