@@ -228,13 +228,14 @@ def main():
                          "%.2f" % ratio, "",
                          "%.2f" % (med(which, "evalsha_us") / med("small", "evalsha_us")),
                          ""])
-            what = "%d conn(s)%s" % (conns, ", paced %d msg/s" % rate if rate else "")
-            bl.record("scale", "%s: decision p99, %s vs 1000 customers' keys"
-                      % (what, names[which]),
+            what = "%d conn%s%s" % (conns, "s" if conns > 1 else "",
+                                    " at %d/s" % rate if rate else "")
+            bl.record("scale", "%s: p99, %s / %d keys" % (what, names[which],
+                                                           sizes["small"]),
                       "%.0f vs %.0f us = %.2f" % (med(which, "msg_p99"),
                                                   med("small", "msg_p99"), ratio),
                       "goal <= 1.10" if which == "big" else "")
-            bl.record("scale", "%s: Redis us per EVALSHA, %s vs small"
+            bl.record("scale", "%s: Redis us/EVALSHA, %s / small"
                       % (what, which), "%.1f / %.1f" % (med(which, "evalsha_us"),
                                                          med("small", "evalsha_us")))
     print(bl.table(
