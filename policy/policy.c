@@ -444,8 +444,7 @@ void pol_data(struct pol_conn *c, const char *qid, struct pol_reply *r)
         c->snap->cfg->aborted_charge != CFG_AC_KEEP)
         return;
     r->verdict = POL_ACCEPT;
-    c->charged = 0;
-    end_transaction(c);
+    end_transaction(c); /* the charge stands: nothing left to refund */
 }
 
 int pol_eom(struct pol_conn *c, const char *qid)

@@ -18,7 +18,8 @@
  *   pol_eom(c, qid)            the message is in: the charge stands. Returns 1
  *                              when the message goes to the hold queue.
  *   pol_abort(c)               the transaction ended without the message: any
- *                              charge is given back
+ *                              charge is given back (after POL_ACCEPT there is
+ *                              none: that charge was final)
  *   pol_conn_free(c)           pol_abort, then free
  *   pol_hold_reason(c)         text for the hold queue entry
  *

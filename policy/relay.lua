@@ -107,7 +107,8 @@ end
 -- that changed. The commands themselves are cheap; the Lua around them and
 -- each number Redis must format are what a call costs.
 
--- One counter hash: ok, then e, m, r, pm, pr as stored (e nil when absent).
+-- One counter hash: ok, then e, m, r, pm, pr as stored (e false when absent,
+-- as HMGET gives a missing field to Lua).
 -- Anything that is not a count (text, NaN, a negative number, a key of
 -- another type) makes it not ok: the caller refuses and lets the key expire
 -- within two windows. Bad data never lifts a limit.
@@ -161,7 +162,7 @@ local n = tonumber(ARGV[2])
 
 if op == 'charge' then
   local now = now_ms()
-  -- per key, from 6i-5: epoch, stored e, m, r, pm, pr as of epoch
+  -- per key, from 7i-6: window, epoch, stored e, m, r, pm, pr as of epoch
   local st = {}
   for i = 1, #KEYS do
     local a = 5 * i - 2
@@ -186,18 +187,18 @@ if op == 'charge' then
       record(i, metric, now)
       return { 0, i, metric, retry }
     end
-    local b = 6 * i - 5
-    st[b], st[b + 1], st[b + 2], st[b + 3], st[b + 4], st[b + 5] = epoch, e, m, r, pm, pr
+    local b = 7 * i - 6
+    st[b], st[b + 1], st[b + 2], st[b + 3], st[b + 4], st[b + 5], st[b + 6] =
+      w, epoch, e, m, r, pm, pr
   end
   for i = 1, #KEYS do
-    local b = 6 * i - 5
-    local epoch = st[b]
-    if st[b + 1] == epoch then
-      redis.call('HSET', KEYS[i], 'm', st[b + 2] + 1, 'r', st[b + 3] + n)
+    local b = 7 * i - 6
+    local w, epoch = st[b], st[b + 1]
+    if st[b + 2] == epoch then
+      redis.call('HSET', KEYS[i], 'm', st[b + 3] + 1, 'r', st[b + 4] + n)
     else
-      local w = tonumber(ARGV[5 * i - 2])
-      redis.call('HSET', KEYS[i], 'e', epoch, 'm', st[b + 2] + 1, 'r', st[b + 3] + n,
-        'pm', st[b + 4], 'pr', st[b + 5])
+      redis.call('HSET', KEYS[i], 'e', epoch, 'm', st[b + 3] + 1, 'r', st[b + 4] + n,
+        'pm', st[b + 5], 'pr', st[b + 6])
       redis.call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
     end
   end

@@ -12,9 +12,10 @@
  *
  * -a answers DATA with "accept" instead of "continue": Postfix then sends no
  * end-of-message to the filter and hands it no connection for the cleanup
- * server. relaymilter cannot do that (it must see the end of the message to
- * know that a charge stands, SPEC 5: an aborted message costs no quota); the
- * difference between the two runs is what that end-of-message stage costs.
+ * server. relaymilter does that only with aborted_charge = "keep": by default
+ * it must see the end of the message to know that a charge stands (SPEC 5:
+ * an aborted message costs no quota). The difference between the two runs
+ * is what that end-of-message stage costs.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,6 +43,8 @@ enum {
     P_NR_CONN = 0x1000
 };
 enum { M_ENVFROM = 2, M_DATA = 4, M_EOM = 5 };
+
+static int accept_at_data; /* -a: "accept" at DATA */
 
 struct buf {
     unsigned char *p;
@@ -107,8 +110,6 @@ static uint32_t optneg(struct buf *out, const unsigned char *d, uint32_t n)
 
 /* Handles the whole packets in in[0..n); returns the bytes used, or -1 at
  * QUIT or on a protocol error. Replies are appended to out. */
-static int accept_at_data; /* -a */
-
 static long packets(const unsigned char *in, size_t n, struct buf *out, int *nr_conn)
 {
     static const unsigned char cont[5] = {0, 0, 0, 1, 'c'};

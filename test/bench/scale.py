@@ -25,7 +25,9 @@ active sender, daemon memory over a long run, keys going back to zero.
    difference in cost; so 16 connections also run paced (milterload -R) at
    a quarter of the rate the small Redis reached in a calibration run, the
    same offered load for all three: there p99 is the cost of a message (at
-   half that rate, p99 on 2 cores still varies by 2x from run to run).
+   half that rate, p99 on 2 cores still varies by 2x from run to run). The
+   table counts the paced messages that started 1 ms or more late: many
+   would mean the offered rate was more than that Redis could take.
    The filled keys get a 2-hour TTL so none expires during the test (the
    milter's own minute keys live at most 2 minutes).
 2. Memory per active sender: used_memory of an empty Redis before and after
@@ -219,7 +221,9 @@ def main():
                          "%.0f" % med(which, "msg_p50"), "%.0f" % med(which, "msg_p99"),
                          "/".join("%.0f" % x["msg_p99"] for x in got[(which, conns, rate)]),
                          "%.1f" % med(which, "evalsha_us"),
-                         "%.0f MB" % (mem["small" if which == "small" else "big"] / 1e6)])
+                         "%.0f MB" % (mem["small" if which == "small" else "big"] / 1e6),
+                         "%d" % sum(x.get("late", 0) for x in got[(which, conns, rate)])
+                         if rate else "-"])
         for which in ("big", "big-cold"):
             ratio = med(which, "msg_p99") / med("small", "msg_p99")
             rows.append(["ratio %s / small" % which, run,
@@ -227,7 +231,7 @@ def main():
                          "%.2f" % (med(which, "msg_p50") / med("small", "msg_p50")),
                          "%.2f" % ratio, "",
                          "%.2f" % (med(which, "evalsha_us") / med("small", "evalsha_us")),
-                         ""])
+                         "", ""])
             what = "%d conn%s%s" % (conns, "s" if conns > 1 else "",
                                     " at %d/s" % rate if rate else "")
             bl.record("scale", "%s: p99, %s / %d keys" % (what, names[which],
@@ -243,7 +247,7 @@ def main():
         "per run at 16 conns, %d paced, %d at 1; fill took %.0f s)"
         % (rounds, msgs, msgs // 2, msgs // 4, fill_secs),
         ["keys in Redis", "conns", "msg/s", "msg p50 us", "msg p99 us",
-         "p99 per round", "redis us/EVALSHA", "used_memory"], rows))
+         "p99 per round", "redis us/EVALSHA", "used_memory", "late starts"], rows))
 
     n = 500 if a.quick else 10000
     mp = memory_per_sender(a, load, n, duration)

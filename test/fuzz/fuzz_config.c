@@ -251,6 +251,7 @@ static void check_accepted(const struct rm_config *c)
     IN_RANGE(c->events_maxlen, 0, 10000000, "redis.events_maxlen");
     FUZZ_ASSERT(c->local_share > 0.0 && c->local_share <= 1.0, "redis.local_share");
     IN_RANGE(c->on_store_error, CFG_SE_ACCEPT, CFG_SE_LOCAL, "on_store_error");
+    IN_RANGE(c->aborted_charge, CFG_AC_REFUND, CFG_AC_KEEP, "aborted_charge");
     IN_RANGE(c->log_level, LOG_LVL_DEBUG, LOG_LVL_ERROR, "log.level");
     FUZZ_ASSERT(cfg_store_error_name(c->on_store_error) != NULL, "on_store_error name");
     FUZZ_ASSERT(log_level_name(c->log_level) != NULL, "log level name");

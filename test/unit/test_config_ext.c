@@ -1,9 +1,9 @@
 /*
  * test_config_ext - the configuration of the newer features (config.h): the
  * local store fallback, the events stream, aborted_charge, Redis Sentinel
- * addresses, domain
- * lists in canonical form, and the domain ownership lookups. Their malformed
- * values are in test_config.c's table of errors with their FILE:LINE.
+ * addresses, domain lists in canonical form, and the domain ownership
+ * lookups. Their malformed values are in test_config.c's table of errors with
+ * their FILE:LINE.
  */
 #include <stdio.h>
 #include <string.h>
