@@ -751,8 +751,9 @@ done:
     return outcome_of(r);
 }
 
-/* -R: waits for message k's time; a message already late starts at once
- * (no catching up in a burst) and is counted. */
+/* -R: waits for message k's time. A message 1 ms or more late starts at once
+ * and is counted; the schedule stays fixed, so a filter that falls behind
+ * gets the missed messages in a burst, as an MTA's queue would send them. */
 static void pace(long k)
 {
     double at = start_time + (double)k / (double)opt.rate, now = now_s();
