@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # embed.cmake: turn a text file into a C string constant.
 # Usage: cmake -DIN=file.lua -DOUT=file.h -DNAME=symbol -P embed.cmake
 # The script is compiled into the binary so the daemon never depends on a file

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # install.cmake - what `cmake --install` puts beside the daemon.
 #
 #   bin/relaymilter-ctl                             the support helper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * callbacks - libmilter callbacks over policy/; see callbacks.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * callbacks - the libmilter callback table. Each callback turns one SMTP event
  * into one call on policy/ and its answer into a milter reply; no decisions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * httpd - /metrics over libmicrohttpd; see httpd.h.
  */
@@ -48,8 +49,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (buf == NULL)
         return MHD_NO;
     struct snap *s = snap_acquire();
-    int open =
-        s && s->store->ops->circuit_open ? s->store->ops->circuit_open(s->store) : 0;
+    int open = s ? store_circuit_open(s->store) : 0;
     snap_release(s);
     size_t len = metrics_render(h->m, open, buf, METRICS_BUF);
     return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, len,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * httpd - the Prometheus endpoint: GET /metrics on metrics.listen.
  *

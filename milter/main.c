@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * main - command line, start-up, signals and reload of the relaymilter daemon.
  *
@@ -25,6 +26,7 @@
 #include "metrics.h"
 #include "snapshot.h"
 #include "store_redis.h"
+#include "xalloc.h"
 
 #ifndef RM_VERSION
 #define RM_VERSION "unknown"
@@ -56,7 +58,7 @@ static void metrics_endpoint(struct daemon *d, const struct rm_config *cfg)
     httpd_stop(d->httpd);
     free(d->metrics_listen);
     d->httpd = want ? httpd_start(want, d->metrics) : NULL;
-    d->metrics_listen = want ? strdup(want) : NULL;
+    d->metrics_listen = xstrdup_or_null(want);
 }
 
 /* The store survives a reload when the redis{} settings did not change, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * blockset - local copy of the blocked recipient domains; see blockset.h.
  */
@@ -20,27 +21,27 @@ static void free_list(char **v, size_t n)
     free(v);
 }
 
-void bset_init(struct blockset *b)
+void blockset_init(struct blockset *b)
 {
     memset(b, 0, sizeof(*b));
     pthread_rwlock_init(&b->lock, NULL);
 }
 
-void bset_free(struct blockset *b)
+void blockset_free(struct blockset *b)
 {
     free_list(b->v, b->n);
     pthread_rwlock_destroy(&b->lock);
 }
 
-int bset_stale(struct blockset *b)
+int blockset_stale(struct blockset *b)
 {
     pthread_rwlock_rdlock(&b->lock);
     long long at = b->fetched_ms;
     pthread_rwlock_unlock(&b->lock);
-    return at == 0 || clock_mono_ms() - at >= BSET_MAX_AGE_MS;
+    return at == 0 || clock_mono_ms() - at >= BLOCKSET_MAX_AGE_MS;
 }
 
-void bset_replace(struct blockset *b, char **v, size_t n)
+void blockset_replace(struct blockset *b, char **v, size_t n)
 {
     qsort(v, n, sizeof(*v), cmp_str);
     pthread_rwlock_wrlock(&b->lock);
@@ -53,7 +54,7 @@ void bset_replace(struct blockset *b, char **v, size_t n)
     free_list(old, oldn);
 }
 
-int bset_contains(struct blockset *b, const char *domain)
+int blockset_contains(struct blockset *b, const char *domain)
 {
     pthread_rwlock_rdlock(&b->lock);
     int hit = b->n > 0 && bsearch(&domain, b->v, b->n, sizeof(*b->v), cmp_str) != NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * blockset - a process-local copy of the staff-edited set of blocked
  * recipient domains (PREFIX blocked-rcpt-domains).
@@ -5,14 +6,14 @@
  * RCPT TO must not cost a Redis round trip per recipient (SPEC 7: at most two
  * per message), so recipients are checked against this copy. It is refreshed
  * inside the MAIL FROM lookup's round trip whenever it is older than
- * BSET_MAX_AGE_MS, so what a RCPT sees is at most that old plus the time since
+ * BLOCKSET_MAX_AGE_MS, so what a RCPT sees is at most that old plus the time since
  * the transaction's MAIL FROM: well inside the 2 seconds SPEC 6 allows.
  *
  * Interface:
- *   bset_init / bset_free
- *   bset_stale(b)              1 when the next lookup should fetch a new copy
- *   bset_replace(b, v, n)      install a fetched copy (takes v and its strings)
- *   bset_contains(b, domain)   1 when the copy names exactly domain
+ *   blockset_init / blockset_free
+ *   blockset_stale(b)              1 when the next lookup should fetch a new copy
+ *   blockset_replace(b, v, n)      install a fetched copy (takes v and its strings)
+ *   blockset_contains(b, domain)   1 when the copy names exactly domain
  */
 #ifndef RM_BLOCKSET_H
 #define RM_BLOCKSET_H
@@ -20,7 +21,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
-enum { BSET_MAX_AGE_MS = 1000, BSET_MAX_MEMBERS = 100000 };
+enum { BLOCKSET_MAX_AGE_MS = 1000, BLOCKSET_MAX_MEMBERS = 100000 };
 
 struct blockset {
     pthread_rwlock_t lock;
@@ -29,10 +30,10 @@ struct blockset {
     long long fetched_ms; /* CLOCK_MONOTONIC; 0 never */
 };
 
-void bset_init(struct blockset *b);
-void bset_free(struct blockset *b);
-int bset_stale(struct blockset *b);
-void bset_replace(struct blockset *b, char **v, size_t n);
-int bset_contains(struct blockset *b, const char *domain);
+void blockset_init(struct blockset *b);
+void blockset_free(struct blockset *b);
+int blockset_stale(struct blockset *b);
+void blockset_replace(struct blockset *b, char **v, size_t n);
+int blockset_contains(struct blockset *b, const char *domain);
 
 #endif

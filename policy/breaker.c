@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * breaker - circuit breaker with exponential back-off and jitter; see breaker.h.
  */
@@ -5,8 +6,8 @@
 
 #include <stdlib.h>
 
-void br_init(struct breaker *b, int threshold, long long base_ms, long long max_ms,
-             unsigned seed)
+void breaker_init(struct breaker *b, int threshold, long long base_ms, long long max_ms,
+                  unsigned seed)
 {
     *b = (struct breaker){.threshold = threshold,
                           .base_ms = base_ms,
@@ -21,7 +22,7 @@ static void schedule(struct breaker *b, long long now_ms)
     b->retry_at_ms = now_ms + half + (half > 0 ? rand_r(&b->seed) % (half + 1) : 0);
 }
 
-int br_admit(struct breaker *b, long long now_ms, long long *wait_ms)
+int breaker_admit(struct breaker *b, long long now_ms, long long *wait_ms)
 {
     *wait_ms = 0;
     if (!b->open)
@@ -34,7 +35,7 @@ int br_admit(struct breaker *b, long long now_ms, long long *wait_ms)
     return 1;
 }
 
-int br_success(struct breaker *b)
+int breaker_success(struct breaker *b)
 {
     int was_open = b->open;
 
@@ -45,7 +46,7 @@ int br_success(struct breaker *b)
     return was_open;
 }
 
-int br_failure(struct breaker *b, long long now_ms)
+int breaker_failure(struct breaker *b, long long now_ms)
 {
     b->failures++;
     if (b->open) {
@@ -64,12 +65,12 @@ int br_failure(struct breaker *b, long long now_ms)
     return 1;
 }
 
-void br_abandon(struct breaker *b)
+void breaker_abandon(struct breaker *b)
 {
     b->probing = 0;
 }
 
-int br_is_open(const struct breaker *b)
+int breaker_is_open(const struct breaker *b)
 {
     return b->open;
 }

@@ -1,17 +1,18 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * breaker - a circuit breaker: stop paying a timeout per message while the
  * store is down, and find out by itself when it is back.
  *
  * Interface (not thread-safe: the owner holds its lock around each call):
- *   br_init(b, threshold, base_ms, max_ms, seed)
- *   br_admit(b, now_ms, &wait_ms)   1: go ahead (possibly as the one probe);
+ *   breaker_init(b, threshold, base_ms, max_ms, seed)
+ *   breaker_admit(b, now_ms, &wait_ms)   1: go ahead (possibly as the one probe);
  *                                   0: the circuit is open, fail at once;
  *                                   wait_ms tells when the next probe goes
- *   br_success(b)                   returns 1 if this closed the circuit
- *   br_failure(b, now_ms)           returns 1 if this opened the circuit
- *   br_abandon(b)                   an admitted call that never reached the
+ *   breaker_success(b)                   returns 1 if this closed the circuit
+ *   breaker_failure(b, now_ms)           returns 1 if this opened the circuit
+ *   breaker_abandon(b)                   an admitted call that never reached the
  *                                   store (no free connection): not a verdict
- *   br_is_open(b)
+ *   breaker_is_open(b)
  *
  * Closed: calls go through; threshold failures in a row open it. Open: calls
  * fail at once until retry_at, then exactly one call (the probe) goes through.
@@ -33,12 +34,12 @@ struct breaker {
     unsigned seed;
 };
 
-void br_init(struct breaker *b, int threshold, long long base_ms, long long max_ms,
-             unsigned seed);
-int br_admit(struct breaker *b, long long now_ms, long long *wait_ms);
-int br_success(struct breaker *b);
-int br_failure(struct breaker *b, long long now_ms);
-void br_abandon(struct breaker *b);
-int br_is_open(const struct breaker *b);
+void breaker_init(struct breaker *b, int threshold, long long base_ms, long long max_ms,
+                  unsigned seed);
+int breaker_admit(struct breaker *b, long long now_ms, long long *wait_ms);
+int breaker_success(struct breaker *b);
+int breaker_failure(struct breaker *b, long long now_ms);
+void breaker_abandon(struct breaker *b);
+int breaker_is_open(const struct breaker *b);
 
 #endif

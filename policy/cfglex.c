@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cfglex - checks on the raw text of a config file; see cfglex.h.
  *
@@ -157,6 +158,8 @@ char *cfglex_read(const char *path, FILE *fp, size_t *len, char *err, size_t err
 
     if (f == NULL)
         goto io_error;
+    /* Not xcalloc: a reload that cannot get the memory fails and keeps the
+     * configuration in force, rather than ending the daemon (xalloc.h). */
     if ((text = calloc(CFG_MAX_BYTES + 1, 1)) == NULL)
         goto io_error;
     n = fread(text, 1, CFG_MAX_BYTES + 1, f);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cfglex - checks on the raw text of a config file, before libconfig reads it.
  *

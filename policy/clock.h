@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * clock - the monotonic clock every timer in the daemon reads: ages of local
  * copies, circuit-breaker retry times, store-call latency. Monotonic, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * config - the relaymilter.conf loader; see config.h.
  *
@@ -16,6 +17,7 @@
 #include "domain.h"
 #include "log.h"
 #include "sentinel.h"
+#include "xalloc.h"
 
 enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST, CT_SHARE };
 
@@ -99,22 +101,6 @@ static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, .
     snprintf(ld->err, ld->errlen, "%s:%d: %s", file,
              s ? config_setting_source_line(s) : 0, what);
     return -1;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        msg_fatal("out of memory");
-    return d;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (p == NULL)
-        msg_fatal("out of memory");
-    return p;
 }
 
 static int get_strlist(struct loader *ld, const config_setting_t *s, const char *what,
@@ -358,9 +344,7 @@ static int load_customer(struct loader *ld, struct rm_config *cfg,
                       networks.v[i], cfg->customers[other].name);
             break;
         }
-        *nets = realloc(*nets, (*nnets + 1) * sizeof(**nets));
-        if (*nets == NULL)
-            msg_fatal("out of memory");
+        *nets = xrealloc(*nets, (*nnets + 1) * sizeof(**nets));
         (*nets)[(*nnets)++] = p;
     }
     for (size_t i = 0; i < networks.n; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * config - the relaymilter.conf loader (libconfig syntax, SPEC 4).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * domain - canonical domain names and parent walks; see domain.h.
  */

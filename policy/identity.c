@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * identity - customer identity from SASL login or client address; see identity.h.
  */
@@ -5,8 +6,8 @@
 
 #include <stdio.h>
 
-void id_fallback(const struct rm_config *cfg, const char *login,
-                 const struct net_addr *addr, char *out, size_t len)
+void identity_fallback(const struct rm_config *cfg, const char *login,
+                       const struct net_addr *addr, char *out, size_t len)
 {
     char key[64];
     int idx;

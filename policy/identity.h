@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * identity - who the customer behind a message is, from facts the client
  * cannot forge (SPEC 5).
  *
  * Interface:
- *   id_fallback(cfg, login, addr, out, len)
+ *   identity_fallback(cfg, login, addr, out, len)
  *       the customer as far as the config knows: a customers[].sasl entry,
  *       else the SASL login itself; without a login, the most specific
  *       customers[].networks prefix; else "ip:ADDRESS" (IPv6 per /64).
@@ -20,7 +21,7 @@
 #include "config.h"
 #include "netmatch.h"
 
-void id_fallback(const struct rm_config *cfg, const char *login,
-                 const struct net_addr *addr, char *out, size_t len);
+void identity_fallback(const struct rm_config *cfg, const char *login,
+                       const struct net_addr *addr, char *out, size_t len);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * limits - limit fields, values and inheritance; see limits.h.
  */

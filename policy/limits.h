@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * limits - the limit fields of a customer (SPEC 4) and their inheritance.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * localquota - in-memory sliding window counters; see localquota.h.
  */
@@ -9,9 +10,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "xalloc.h"
 
-struct lq_entry {
-    struct lq_entry *next;
+struct localquota_entry {
+    struct localquota_entry *next;
     long long expire_ms;
     long long e, m, r, pm, pr;
     char key[];
@@ -19,7 +21,7 @@ struct lq_entry {
 
 struct localquota {
     pthread_mutex_t lock;
-    struct lq_entry **bucket;
+    struct localquota_entry **bucket;
     size_t nbuckets, count, max;
 };
 
@@ -31,24 +33,21 @@ static size_t hash(const char *s, size_t len)
     return h;
 }
 
-struct localquota *lq_new(size_t max_entries)
+struct localquota *localquota_new(size_t max_entries)
 {
-    struct localquota *lq = calloc(1, sizeof(*lq));
+    struct localquota *lq = xcalloc(1, sizeof(*lq));
 
-    if (lq == NULL)
-        msg_fatal("out of memory");
     lq->max = max_entries;
     lq->nbuckets = max_entries / 2 + 1;
-    if ((lq->bucket = calloc(lq->nbuckets, sizeof(*lq->bucket))) == NULL)
-        msg_fatal("out of memory");
+    lq->bucket = xcalloc(lq->nbuckets, sizeof(*lq->bucket));
     pthread_mutex_init(&lq->lock, NULL);
     return lq;
 }
 
-void lq_free(struct localquota *lq)
+void localquota_free(struct localquota *lq)
 {
     for (size_t i = 0; i < lq->nbuckets; i++)
-        for (struct lq_entry *e = lq->bucket[i], *n; e; e = n) {
+        for (struct localquota_entry *e = lq->bucket[i], *n; e; e = n) {
             n = e->next;
             free(e);
         }
@@ -62,8 +61,8 @@ void lq_free(struct localquota *lq)
 static void sweep(struct localquota *lq, long long now_ms)
 {
     for (size_t i = 0; i < lq->nbuckets; i++)
-        for (struct lq_entry **pp = &lq->bucket[i]; *pp;) {
-            struct lq_entry *e = *pp;
+        for (struct localquota_entry **pp = &lq->bucket[i]; *pp;) {
+            struct localquota_entry *e = *pp;
             if (e->expire_ms > now_ms) {
                 pp = &e->next;
                 continue;
@@ -76,14 +75,14 @@ static void sweep(struct localquota *lq, long long now_ms)
 
 /* Find the live entry for key, dropping expired ones met on the way; with
  * create, add it when absent (NULL when the table is full). */
-static struct lq_entry *find(struct localquota *lq, const struct quota_counter *c,
-                             long long now_ms, int create)
+static struct localquota_entry *find(struct localquota *lq, const struct quota_counter *c,
+                                     long long now_ms, int create)
 {
-    struct lq_entry **head = &lq->bucket[hash(c->key, c->keylen) % lq->nbuckets];
-    struct lq_entry **pp = head;
+    struct localquota_entry **head = &lq->bucket[hash(c->key, c->keylen) % lq->nbuckets];
+    struct localquota_entry **pp = head;
 
     while (*pp) {
-        struct lq_entry *e = *pp;
+        struct localquota_entry *e = *pp;
         if (e->expire_ms <= now_ms) {
             *pp = e->next;
             free(e);
@@ -98,7 +97,9 @@ static struct lq_entry *find(struct localquota *lq, const struct quota_counter *
         sweep(lq, now_ms);
     if (!create || lq->count >= lq->max)
         return NULL;
-    struct lq_entry *e = calloc(1, sizeof(*e) + c->keylen + 1);
+    /* Not xcalloc: without memory the table is as good as full, and the
+     * caller answers that (xalloc.h). */
+    struct localquota_entry *e = calloc(1, sizeof(*e) + c->keylen + 1);
     if (e == NULL)
         return NULL;
     memcpy(e->key, c->key, c->keylen + 1);
@@ -110,7 +111,7 @@ static struct lq_entry *find(struct localquota *lq, const struct quota_counter *
 }
 
 /* Bring an entry to the window of now: the same roll as relay.lua's load(). */
-static void roll(struct lq_entry *e, long long epoch)
+static void roll(struct localquota_entry *e, long long epoch)
 {
     if (e->e == epoch)
         return;
@@ -124,7 +125,7 @@ static void roll(struct lq_entry *e, long long epoch)
     e->e = epoch;
 }
 
-long long lq_share_limit(long long limit, double share)
+long long localquota_share_limit(long long limit, double share)
 {
     if (limit <= 0)
         return limit; /* unlimited stays unlimited, 0 stays 0 */
@@ -137,10 +138,10 @@ static int over(double prev, long long cur, double f, long long cost, long long 
     return lim >= 0 && prev * (1 - f) + (double)cur + (double)cost > (double)lim;
 }
 
-int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
-              long long now_ms, struct quota_result *res)
+int localquota_charge(struct localquota *lq, const struct quota_req *q, double share,
+                      long long now_ms, struct quota_result *res)
 {
-    struct lq_entry *ent[QUOTA_MAX_COUNTERS];
+    struct localquota_entry *ent[QUOTA_MAX_COUNTERS];
 
     memset(res, 0, sizeof(*res));
     pthread_mutex_lock(&lq->lock);
@@ -148,8 +149,8 @@ int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
         const struct quota_counter *c = &q->c[i];
         long long w = c->window_ms, epoch = now_ms / w;
         double f = (double)(now_ms % w) / (double)w;
-        long long lm = lq_share_limit(c->lim_msg, share);
-        long long lr = lq_share_limit(c->lim_rcpt, share);
+        long long lm = localquota_share_limit(c->lim_msg, share);
+        long long lr = localquota_share_limit(c->lim_rcpt, share);
         if ((ent[i] = find(lq, c, now_ms, 1)) == NULL) {
             pthread_mutex_unlock(&lq->lock);
             return -1;
@@ -176,12 +177,12 @@ int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
     return 0;
 }
 
-void lq_refund(struct localquota *lq, const struct quota_req *q, long long charged_ms,
-               long long now_ms)
+void localquota_refund(struct localquota *lq, const struct quota_req *q,
+                       long long charged_ms, long long now_ms)
 {
     pthread_mutex_lock(&lq->lock);
     for (int i = 0; i < q->n; i++) {
-        struct lq_entry *e = find(lq, &q->c[i], now_ms, 0);
+        struct localquota_entry *e = find(lq, &q->c[i], now_ms, 0);
         long long epoch = charged_ms / q->c[i].window_ms;
         if (e == NULL)
             continue;
@@ -195,7 +196,7 @@ void lq_refund(struct localquota *lq, const struct quota_req *q, long long charg
     pthread_mutex_unlock(&lq->lock);
 }
 
-size_t lq_count(struct localquota *lq)
+size_t localquota_count(struct localquota *lq)
 {
     pthread_mutex_lock(&lq->lock);
     size_t n = lq->count;

@@ -1,15 +1,16 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * localquota - the quota algorithm of relay.lua, in process memory, for
  * on_store_error = "local": while Redis is unusable every limit still holds,
  * at a share of its value (several front-ends each admit their share).
  *
  * Interface:
- *   lq_new(max_entries) / lq_free(lq)
- *   lq_charge(lq, q, share, now_ms, res)   check and charge like the script;
+ *   localquota_new(max_entries) / localquota_free(lq)
+ *   localquota_charge(lq, q, share, now_ms, res)   check and charge like the script;
  *                                          0 ok (res says admitted or not), -1
  *                                          when the table is full of live entries
- *   lq_refund(lq, q, charged_ms, now_ms)   give a local charge back
- *   lq_count(lq)                           live entries (for tests and metrics)
+ *   localquota_refund(lq, q, charged_ms, now_ms)   give a local charge back
+ *   localquota_count(lq)                           live entries (for tests and metrics)
  *
  * Memory is bounded twice: every entry expires like its Redis key (end of the
  * window after its current one), and the table never holds more than
@@ -25,13 +26,13 @@
 
 struct localquota;
 
-struct localquota *lq_new(size_t max_entries);
-void lq_free(struct localquota *lq);
-int lq_charge(struct localquota *lq, const struct quota_req *q, double share,
-              long long now_ms, struct quota_result *res);
-void lq_refund(struct localquota *lq, const struct quota_req *q, long long charged_ms,
-               long long now_ms);
-size_t lq_count(struct localquota *lq);
-long long lq_share_limit(long long limit, double share);
+struct localquota *localquota_new(size_t max_entries);
+void localquota_free(struct localquota *lq);
+int localquota_charge(struct localquota *lq, const struct quota_req *q, double share,
+                      long long now_ms, struct quota_result *res);
+void localquota_refund(struct localquota *lq, const struct quota_req *q,
+                       long long charged_ms, long long now_ms);
+size_t localquota_count(struct localquota *lq);
+long long localquota_share_limit(long long limit, double share);
 
 #endif

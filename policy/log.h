@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * log - graded logging to syslog (facility mail) and, when it is a tty, stderr.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lookcache - recent MAIL FROM lookups; see lookcache.h.
  */
@@ -13,14 +14,14 @@
  * fallback, sender domain), the customer, the domain level, then a name and
  * a value per field. Most answers are a few dozen bytes, not the kilobytes
  * of a store_lookup_res with its fixed arrays. */
-struct lc_entry {
+struct lookcache_entry {
     long long at_ms;
     size_t keylen, len;
     int garbage, truncated, dom_member, nfields;
     char data[];
 };
 
-enum { LC_KEY_MAX = STORE_NAME_MAX * 2 + DOM_MAX + 4 };
+enum { LOOKCACHE_KEY_MAX = STORE_NAME_MAX * 2 + DOM_MAX + 4 };
 
 /* Appends s and its NUL to buf[*len..size); -1 when it does not fit. */
 static int pack(char *buf, size_t size, size_t *len, const char *s)
@@ -50,9 +51,9 @@ static size_t make_key(const struct store_lookup_req *req, char *buf)
 {
     size_t len = 0;
 
-    if (pack(buf, LC_KEY_MAX, &len, req->login) ||
-        pack(buf, LC_KEY_MAX, &len, req->fallback) ||
-        pack(buf, LC_KEY_MAX, &len, req->sender_domain))
+    if (pack(buf, LOOKCACHE_KEY_MAX, &len, req->login) ||
+        pack(buf, LOOKCACHE_KEY_MAX, &len, req->fallback) ||
+        pack(buf, LOOKCACHE_KEY_MAX, &len, req->sender_domain))
         return 0;
     return len;
 }
@@ -69,27 +70,27 @@ static unsigned set_of(const char *key, size_t len)
     h ^= h >> 13;
     h *= 0xc2b2ae35u;
     h ^= h >> 16;
-    return h % (LC_SLOTS / LC_WAYS);
+    return h % (LOOKCACHE_SLOTS / LOOKCACHE_WAYS);
 }
 
-void lc_init(struct lookcache *c)
+void lookcache_init(struct lookcache *c)
 {
     memset(c->slot, 0, sizeof(c->slot));
-    for (int i = 0; i < LC_STRIPES; i++)
+    for (int i = 0; i < LOOKCACHE_STRIPES; i++)
         pthread_mutex_init(&c->lock[i], NULL);
 }
 
-void lc_free(struct lookcache *c)
+void lookcache_free(struct lookcache *c)
 {
-    for (int i = 0; i < LC_SLOTS; i++) {
+    for (int i = 0; i < LOOKCACHE_SLOTS; i++) {
         free(c->slot[i]);
         c->slot[i] = NULL;
     }
-    for (int i = 0; i < LC_STRIPES; i++)
+    for (int i = 0; i < LOOKCACHE_STRIPES; i++)
         pthread_mutex_destroy(&c->lock[i]);
 }
 
-static void copy_out(const struct lc_entry *e, struct store_lookup_res *res)
+static void copy_out(const struct lookcache_entry *e, struct store_lookup_res *res)
 {
     const char *p = e->data + e->keylen;
 
@@ -106,54 +107,55 @@ static void copy_out(const struct lc_entry *e, struct store_lookup_res *res)
     res->nfields = e->nfields;
 }
 
-int lc_get(struct lookcache *c, const struct store_lookup_req *req,
-           struct store_lookup_res *res)
+int lookcache_get(struct lookcache *c, const struct store_lookup_req *req,
+                  struct store_lookup_res *res)
 {
-    char key[LC_KEY_MAX];
+    char key[LOOKCACHE_KEY_MAX];
     size_t len = make_key(req, key);
     unsigned set = set_of(key, len);
     int hit = 0;
 
     if (len == 0)
         return 0;
-    pthread_mutex_lock(&c->lock[set % LC_STRIPES]);
-    for (int w = 0; w < LC_WAYS && !hit; w++) {
-        const struct lc_entry *e = c->slot[(size_t)set * LC_WAYS + w];
+    pthread_mutex_lock(&c->lock[set % LOOKCACHE_STRIPES]);
+    for (int w = 0; w < LOOKCACHE_WAYS && !hit; w++) {
+        const struct lookcache_entry *e = c->slot[(size_t)set * LOOKCACHE_WAYS + w];
         if (e != NULL && e->keylen == len && memcmp(e->data, key, len) == 0 &&
-            clock_mono_ms() - e->at_ms < LC_MAX_AGE_MS) {
+            clock_mono_ms() - e->at_ms < LOOKCACHE_MAX_AGE_MS) {
             copy_out(e, res);
             hit = 1;
         }
     }
-    pthread_mutex_unlock(&c->lock[set % LC_STRIPES]);
+    pthread_mutex_unlock(&c->lock[set % LOOKCACHE_STRIPES]);
     return hit;
 }
 
-/* A packed copy of res under key, or NULL when it is over LC_ENTRY_MAX (a
+/* A packed copy of res under key, or NULL when it is over LOOKCACHE_ENTRY_MAX (a
  * customer with many long overrides is simply looked up every time). */
-static struct lc_entry *pack_entry(const char *key, size_t keylen,
-                                   const struct store_lookup_res *res)
+static struct lookcache_entry *pack_entry(const char *key, size_t keylen,
+                                          const struct store_lookup_res *res)
 {
     int n = res->nfields < 0                  ? 0
             : res->nfields > STORE_FIELDS_MAX ? STORE_FIELDS_MAX
                                               : res->nfields;
-    struct lc_entry *e = malloc(sizeof(*e) + LC_ENTRY_MAX);
+    /* Not xmalloc: without memory the answer is simply not kept (xalloc.h). */
+    struct lookcache_entry *e = malloc(sizeof(*e) + LOOKCACHE_ENTRY_MAX);
     size_t len = keylen;
-    int bad = e == NULL || keylen > LC_ENTRY_MAX;
+    int bad = e == NULL || keylen > LOOKCACHE_ENTRY_MAX;
 
     if (!bad) {
         memcpy(e->data, key, keylen);
-        bad = pack(e->data, LC_ENTRY_MAX, &len, res->customer) ||
-              pack(e->data, LC_ENTRY_MAX, &len, res->dom_level);
+        bad = pack(e->data, LOOKCACHE_ENTRY_MAX, &len, res->customer) ||
+              pack(e->data, LOOKCACHE_ENTRY_MAX, &len, res->dom_level);
     }
     for (int f = 0; f < n && !bad; f++)
-        bad = pack(e->data, LC_ENTRY_MAX, &len, res->name[f]) ||
-              pack(e->data, LC_ENTRY_MAX, &len, res->value[f]);
+        bad = pack(e->data, LOOKCACHE_ENTRY_MAX, &len, res->name[f]) ||
+              pack(e->data, LOOKCACHE_ENTRY_MAX, &len, res->value[f]);
     if (bad) {
         free(e);
         return NULL;
     }
-    struct lc_entry *small = realloc(e, sizeof(*e) + len);
+    struct lookcache_entry *small = realloc(e, sizeof(*e) + len);
     e = small ? small : e;
     e->at_ms = clock_mono_ms();
     e->keylen = keylen;
@@ -165,23 +167,23 @@ static struct lc_entry *pack_entry(const char *key, size_t keylen,
     return e;
 }
 
-void lc_put(struct lookcache *c, const struct store_lookup_req *req,
-            const struct store_lookup_res *res)
+void lookcache_put(struct lookcache *c, const struct store_lookup_req *req,
+                   const struct store_lookup_res *res)
 {
-    char key[LC_KEY_MAX];
+    char key[LOOKCACHE_KEY_MAX];
     size_t len = make_key(req, key);
-    struct lc_entry *e;
+    struct lookcache_entry *e;
 
     /* built outside the lock; a copy not kept just means a later miss */
     if (len == 0 || (e = pack_entry(key, len, res)) == NULL)
         return;
     unsigned set = set_of(key, len);
-    struct lc_entry **way = &c->slot[(size_t)set * LC_WAYS], *old;
+    struct lookcache_entry **way = &c->slot[(size_t)set * LOOKCACHE_WAYS], *old;
     int victim = 0;
 
-    pthread_mutex_lock(&c->lock[set % LC_STRIPES]);
+    pthread_mutex_lock(&c->lock[set % LOOKCACHE_STRIPES]);
     /* the same key's older copy, else a free way, else the oldest copy */
-    for (int w = 0; w < LC_WAYS; w++) {
+    for (int w = 0; w < LOOKCACHE_WAYS; w++) {
         if (way[w] == NULL ||
             (way[w]->keylen == len && memcmp(way[w]->data, key, len) == 0)) {
             victim = w;
@@ -192,6 +194,6 @@ void lc_put(struct lookcache *c, const struct store_lookup_req *req,
     }
     old = way[victim];
     way[victim] = e;
-    pthread_mutex_unlock(&c->lock[set % LC_STRIPES]);
+    pthread_mutex_unlock(&c->lock[set % LOOKCACHE_STRIPES]);
     free(old);
 }

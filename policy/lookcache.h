@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lookcache - a process-local copy of recent MAIL FROM lookups: what the
  * staff-edited keys (PREFIX sasl, limits:CUSTOMER, domain:SUFFIX) said about
@@ -6,15 +7,15 @@
  * Why: the lookup is one of the two Redis round trips a message costs, and
  * every front-end makes it for every message against the one shared Redis.
  * A customer who sends much sends the same lookup many times a second; a
- * copy at most LC_MAX_AGE_MS old answers those without Redis, which halves
+ * copy at most LOOKCACHE_MAX_AGE_MS old answers those without Redis, which halves
  * the commands a busy relay sends to the shared store. SPEC 7 allows such a
  * cache if it is never more than 2 seconds stale; with 1 second, a staff
  * edit is in force within 1 second (plus a transaction in progress), as the
  * blocked-domain copy (blockset.h) is.
  *
- * Memory is bounded: LC_SLOTS entries in sets of LC_WAYS chosen by a hash
+ * Memory is bounded: LOOKCACHE_SLOTS entries in sets of LOOKCACHE_WAYS chosen by a hash
  * of the key, the oldest of a full set replaced; each entry packed into at
- * most LC_ENTRY_MAX bytes (a larger answer is not kept): under 10 MB in
+ * most LOOKCACHE_ENTRY_MAX bytes (a larger answer is not kept): under 10 MB in
  * all, about 1 MB for common answers. Sets rather than one slot per hash:
  * a thousand busy customers in a direct-mapped table of a thousand slots
  * evict each other most of the time. Entries are never used past their
@@ -22,10 +23,10 @@
  * Counters are never cached: the charge at DATA always goes to Redis.
  *
  * Interface:
- *   lc_init(c) / lc_free(c)
- *   lc_get(c, req, res)   1 and res filled when a copy younger than
- *                         LC_MAX_AGE_MS exists for req, else 0
- *   lc_put(c, req, res)   keep a copy of res, the answer for req now
+ *   lookcache_init(c) / lookcache_free(c)
+ *   lookcache_get(c, req, res)   1 and res filled when a copy younger than
+ *                         LOOKCACHE_MAX_AGE_MS exists for req, else 0
+ *   lookcache_put(c, req, res)   keep a copy of res, the answer for req now
  * Thread-safe; the slots are locked in stripes.
  */
 #ifndef RM_LOOKCACHE_H
@@ -36,25 +37,25 @@
 #include "store.h"
 
 enum {
-    LC_SLOTS = 8192,
-    LC_WAYS = 4,
-    LC_STRIPES = 16,
-    LC_ENTRY_MAX = 1024,
-    LC_MAX_AGE_MS = 1000
+    LOOKCACHE_SLOTS = 8192,
+    LOOKCACHE_WAYS = 4,
+    LOOKCACHE_STRIPES = 16,
+    LOOKCACHE_ENTRY_MAX = 1024,
+    LOOKCACHE_MAX_AGE_MS = 1000
 };
 
-struct lc_entry;
+struct lookcache_entry;
 
 struct lookcache {
-    pthread_mutex_t lock[LC_STRIPES];
-    struct lc_entry *slot[LC_SLOTS];
+    pthread_mutex_t lock[LOOKCACHE_STRIPES];
+    struct lookcache_entry *slot[LOOKCACHE_SLOTS];
 };
 
-void lc_init(struct lookcache *c);
-void lc_free(struct lookcache *c);
-int lc_get(struct lookcache *c, const struct store_lookup_req *req,
-           struct store_lookup_res *res);
-void lc_put(struct lookcache *c, const struct store_lookup_req *req,
-            const struct store_lookup_res *res);
+void lookcache_init(struct lookcache *c);
+void lookcache_free(struct lookcache *c);
+int lookcache_get(struct lookcache *c, const struct store_lookup_req *req,
+                  struct store_lookup_res *res);
+void lookcache_put(struct lookcache *c, const struct store_lookup_req *req,
+                   const struct store_lookup_res *res);
 
 #endif

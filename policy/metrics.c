@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * metrics - atomic counters and Prometheus text; see metrics.h.
  */
@@ -11,6 +12,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "xalloc.h"
 
 static const char *const actions[] = {"accept", "tempfail", "reject", "hold", "monitor"};
 enum { NACTIONS = sizeof(actions) / sizeof(actions[0]) };
@@ -48,9 +50,7 @@ struct metrics {
 
 struct metrics *metrics_new(void)
 {
-    struct metrics *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        msg_fatal("out of memory");
+    struct metrics *m = xcalloc(1, sizeof(*m));
     atomic_store(&m->last_reload_ok, 1);
     atomic_store(&m->generation, 1); /* the configuration the daemon started with */
     return m;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * metrics - counters that show the milter's health, and their Prometheus text.
  *

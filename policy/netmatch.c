@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * netmatch - prefixes and longest-prefix lookup; see netmatch.h.
  */

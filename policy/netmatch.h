@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * netmatch - IPv4/IPv6 prefixes and longest-prefix lookup.
  *

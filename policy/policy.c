@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * policy - per-connection decisions; see policy.h.
  *
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "quota.h"
+#include "xalloc.h"
 
 /* Longest customer name (SASL login) used in keys; far above real logins. */
 enum { CUSTOMER_NAME_MAX = 200 };
@@ -47,10 +49,8 @@ struct pol_conn {
 
 struct pol_conn *pol_conn_new(const struct net_addr *addr)
 {
-    struct pol_conn *c = calloc(1, sizeof(*c));
+    struct pol_conn *c = xcalloc(1, sizeof(*c));
 
-    if (c == NULL)
-        msg_fatal("out of memory");
     if (addr != NULL) {
         c->has_addr = 1;
         c->addr = *addr;
@@ -123,7 +123,7 @@ static void record_event(struct pol_conn *c, const char *reason, const char *act
     struct store_event ev = {"", c->customer, c->sender, c->rcpts, reason, action};
     char err[STORE_ERR_MAX];
 
-    if (st->ops->event != NULL && st->ops->event(st, &ev, err) != 0)
+    if (store_event(st, &ev, err) != 0)
         msg_error("customer=%s: cannot record an event: %s", c->customer, err);
 }
 
@@ -137,20 +137,20 @@ static void log_decision(const struct pol_conn *c, const char *qid, const char *
 }
 
 /* Every round trip made for a message goes through here, to be timed. */
-static int store_lookup(struct pol_conn *c, const struct store_lookup_req *req,
+static int timed_lookup(struct pol_conn *c, const struct store_lookup_req *req,
                         struct store_lookup_res *res, char *err)
 {
     long long t0 = clock_mono_us();
-    int rc = c->snap->store->ops->lookup(c->snap->store, req, res, err);
+    int rc = store_lookup(c->snap->store, req, res, err);
     if (rc != 0 || !res->cached) /* a copy is no store call */
         metrics_store_call(c->snap->metrics, clock_mono_us() - t0, rc == 0);
     return rc;
 }
 
-static int store_charge(struct pol_conn *c, struct quota_result *res, char *err)
+static int timed_charge(struct pol_conn *c, struct quota_result *res, char *err)
 {
     long long t0 = clock_mono_us();
-    int rc = c->snap->store->ops->charge(c->snap->store, &c->q, res, err);
+    int rc = store_charge(c->snap->store, &c->q, res, err);
     metrics_store_call(c->snap->metrics, clock_mono_us() - t0, rc == 0 && !res->local);
     return rc;
 }
@@ -212,10 +212,10 @@ static int resolve_customer(struct pol_conn *c, const char *login, struct pol_re
     struct store_lookup_res res;
     char err[STORE_ERR_MAX];
 
-    id_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer,
-                sizeof(c->customer));
+    identity_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer,
+                      sizeof(c->customer));
     cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
-    if (store_lookup(c, &req, &res, err) != 0) {
+    if (timed_lookup(c, &req, &res, err) != 0) {
         store_failed(c, NULL, "MAIL_FROM", err, r);
         return r->verdict == POL_CONTINUE ? 0 : -1;
     }
@@ -322,7 +322,7 @@ static const char *blocked_domain(struct pol_conn *c, const char *domain)
         dom_in_list(cfg->blocked_rcpt_domains.v, cfg->blocked_rcpt_domains.n, domain);
 
     for (const char *d = domain; hit == NULL && d != NULL; d = dom_parent(d))
-        if (st->ops->rcpt_blocked != NULL && st->ops->rcpt_blocked(st, d))
+        if (store_rcpt_blocked(st, d))
             hit = d;
     return hit;
 }
@@ -415,7 +415,7 @@ static void data_decide(struct pol_conn *c, const char *qid, struct pol_reply *r
         qid ? qid : "", c->customer, c->sender,
         c->rcpts,       "",          lim_action_name((int)c->lim.v[LIM_ACTION])};
     c->q.event = &ev;
-    int rc = store_charge(c, &res, err);
+    int rc = timed_charge(c, &res, err);
     c->q.event = NULL;
     if (rc != 0) {
         store_failed(c, qid, "DATA", err, r);
@@ -466,7 +466,7 @@ void pol_abort(struct pol_conn *c)
     if (c->nblocked > 0 && c->nrcpt == 0)
         record_event(c, "blocked_recipient_domain", "reject");
     if (c->charged) {
-        if (c->snap->store->ops->refund(c->snap->store, &c->q, c->charged_ms, err) != 0)
+        if (store_refund(c->snap->store, &c->q, c->charged_ms, err) != 0)
             msg_error("customer=%s: refund of an aborted message failed: %s", c->customer,
                       err);
         else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * policy - the decisions for one SMTP connection, event by event. The milter
  * callbacks are a thin layer over this; unit tests drive it with a fake store.

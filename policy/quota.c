@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * quota - counters for a message and refusal text; see quota.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * quota - what one message must be checked and charged against, and the SMTP
  * text when it does not fit.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-2-Clause
 -- relay.lua - the one server-side script of relaymilter.
 --
 -- ARGV[1] selects the operation. Every operation is one round trip and runs

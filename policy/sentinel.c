@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sentinel - primary discovery through Redis Sentinel; see sentinel.h.
  */

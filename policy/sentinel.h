@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sentinel - find the current Redis primary through Redis Sentinel.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * snapshot - the refcounted config in force; see snapshot.h.
  */
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 /* The one piece of global mutable state besides the store's pool. The mutex
  * only covers taking a reference to the pointer, never any work on it. */
@@ -16,10 +18,8 @@ static unsigned long snap_generation;
 
 struct snap *snap_new(struct rm_config *cfg, struct store *store)
 {
-    struct snap *s = calloc(1, sizeof(*s));
+    struct snap *s = xcalloc(1, sizeof(*s));
 
-    if (s == NULL)
-        msg_fatal("out of memory");
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
     s->store = store;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * snapshot - the configuration in force, shared by all threads and swapped
  * on reload.

@@ -1,26 +1,31 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store - where shared limit state lives. The policy engine talks to this
  * interface only; store_redis.c implements it over Redis, and unit tests use
  * a fake.
  *
- * Interface (each call is one round trip, bounded by the store's timeouts):
- *   store->ops->lookup(store, req, res)   MAIL FROM: the customer named by the
+ * Interface (each call is one round trip, bounded by the store's timeouts).
+ * Callers use the inline wrappers below, never the function table itself (as
+ * Postfix's dict.h does), so optional operations are checked in one place:
+ *   store_lookup(store, req, res, err)    MAIL FROM: the customer named by the
  *                                         SASL hash, and its staff-edited limit
  *                                         fields (raw name/value text); may be
  *                                         answered by a copy at most 1 s old
  *                                         (res->cached, no round trip)
- *   store->ops->charge(store, q, res)     DATA: check and charge every counter
+ *   store_charge(store, q, res, err)      DATA: check and charge every counter
  *                                         of q, all or nothing
- *   store->ops->refund(store, q, ms)      an aborted message gives back a charge
+ *   store_refund(store, q, ms, err)       an aborted message gives back a charge
  *                                         made at store time ms
- *   store->ops->rcpt_blocked(store, dom)  1 when the staff-edited set of blocked
+ *   store_rcpt_blocked(store, dom)        1 when the staff-edited set of blocked
  *                                         recipient domains names dom (canonical,
  *                                         the exact name; callers walk parents).
  *                                         No round trip: a local copy refreshed
  *                                         by lookup, never more than 2 s old
- *   store->ops->event(store, ev, err)     append one entry to the events stream
+ *   store_event(store, ev, err)           append one entry to the events stream
  *                                         (refusals before DATA; refusals at DATA
  *                                         are recorded by charge, in its round trip)
+ *   store_circuit_open(store)             1 while calls are suspended (the
+ *                                         circuit breaker is open)
  *   store_ref(s) / store_unref(s)         shared by config snapshots; the last
  *                                         unref destroys it
  * All return 0, or -1 with a reason in err (a store error: timeout, refused
@@ -87,6 +92,39 @@ struct store {
     const struct store_ops *ops;
     atomic_int refs;
 };
+
+static inline int store_lookup(struct store *s, const struct store_lookup_req *req,
+                               struct store_lookup_res *res, char *err)
+{
+    return s->ops->lookup(s, req, res, err);
+}
+
+static inline int store_charge(struct store *s, const struct quota_req *q,
+                               struct quota_result *res, char *err)
+{
+    return s->ops->charge(s, q, res, err);
+}
+
+static inline int store_refund(struct store *s, const struct quota_req *q,
+                               long long charged_ms, char *err)
+{
+    return s->ops->refund(s, q, charged_ms, err);
+}
+
+static inline int store_rcpt_blocked(struct store *s, const char *domain)
+{
+    return s->ops->rcpt_blocked != NULL && s->ops->rcpt_blocked(s, domain);
+}
+
+static inline int store_event(struct store *s, const struct store_event *ev, char *err)
+{
+    return s->ops->event != NULL ? s->ops->event(s, ev, err) : 0;
+}
+
+static inline int store_circuit_open(struct store *s)
+{
+    return s->ops->circuit_open != NULL && s->ops->circuit_open(s);
+}
 
 static inline struct store *store_ref(struct store *s)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store_redis - the store interface over Redis; see store_redis.h.
  */
@@ -12,7 +13,8 @@
 #include "lookcache.h"
 #include "localquota.h"
 #include "log.h"
-#include "redis_pool.h"
+#include "rpool.h"
+#include "xalloc.h"
 
 struct store_redis {
     struct store base;
@@ -20,7 +22,7 @@ struct store_redis {
     char *prefix;
     int events_maxlen;
     struct blockset blocked;
-    struct lookcache recent; /* MAIL FROM lookups, at most LC_MAX_AGE_MS old */
+    struct lookcache recent; /* MAIL FROM lookups, at most LOOKCACHE_MAX_AGE_MS old */
     /* on_store_error = local: counters kept here while Redis is unusable */
     struct localquota *local;
     double local_share;
@@ -55,12 +57,10 @@ static int finish(struct store_redis *s, struct rconn *c, redisReply *r, int rc)
  * "Spamtrap.Example."); names that are not domains are skipped. */
 static void install_blocked(struct store_redis *s, const redisReply *set)
 {
-    char **v = calloc(set->elements ? set->elements : 1, sizeof(char *));
+    char **v = xcalloc(set->elements, sizeof(char *));
     char canon[DOM_MAX + 1];
     size_t n = 0;
 
-    if (v == NULL)
-        msg_fatal("out of memory");
     for (size_t i = 0; i < set->elements; i++) {
         const redisReply *e = set->element[i];
         if (e->type != REDIS_REPLY_STRING || memchr(e->str, '\0', e->len) ||
@@ -69,10 +69,9 @@ static void install_blocked(struct store_redis *s, const redisReply *set)
                      s->prefix, e->type == REDIS_REPLY_STRING ? e->str : "?");
             continue;
         }
-        if ((v[n++] = strdup(canon)) == NULL)
-            msg_fatal("out of memory");
+        v[n++] = xstrdup(canon);
     }
-    bset_replace(&s->blocked, v, n);
+    blockset_replace(&s->blocked, v, n);
 }
 
 static int parse_fields(const redisReply *f, struct store_lookup_res *res)
@@ -140,14 +139,14 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
      * refresh rides on this round trip, so it is never skipped) or the
      * circuit is open: then the charge at DATA would fail anyway, and failing
      * here tells the client before it sends the message. */
-    int blk_due = bset_stale(&s->blocked);
-    if (!blk_due && !rpool_circuit_open(s->pool) && lc_get(&s->recent, req, res)) {
+    int blk_due = blockset_stale(&s->blocked);
+    if (!blk_due && !rpool_circuit_open(s->pool) && lookcache_get(&s->recent, req, res)) {
         res->cached = 1;
         return 0;
     }
     if (!blk_due)
         k_blk[0] = '\0';
-    snprintf(cap, sizeof(cap), "%d", BSET_MAX_MEMBERS);
+    snprintf(cap, sizeof(cap), "%d", BLOCKSET_MAX_MEMBERS);
     const char *argv[] = {NULL,       NULL,  "2",
                           k_sasl,     k_lim, "lookup",
                           req->login, k_pre, req->sender_domain ? req->sender_domain : "",
@@ -165,7 +164,7 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     else if ((rc = parse_lookup(s, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed lookup reply");
     else
-        lc_put(&s->recent, req, res);
+        lookcache_put(&s->recent, req, res);
     return finish(s, c, r, rc);
 }
 
@@ -292,7 +291,7 @@ static int redis_charge(struct store *base, const struct quota_req *q,
         return 0;
     if (s->local == NULL)
         return -1;
-    if (lq_charge(s->local, q, s->local_share, wall_ms(), res) != 0) {
+    if (localquota_charge(s->local, q, s->local_share, wall_ms(), res) != 0) {
         size_t len = strlen(err);
         snprintf(err + len, STORE_ERR_MAX - len, "; local table full");
         return -1;
@@ -309,7 +308,7 @@ static int redis_refund(struct store *base, const struct quota_req *q,
 
     if (q->local) {
         if (s->local != NULL)
-            lq_refund(s->local, q, charged_ms, wall_ms());
+            localquota_refund(s->local, q, charged_ms, wall_ms());
         return 0;
     }
     return quota_call(s, q, "refund", charged_ms, &ignored, err);
@@ -317,7 +316,7 @@ static int redis_refund(struct store *base, const struct quota_req *q,
 
 static int redis_rcpt_blocked(struct store *base, const char *domain)
 {
-    return bset_contains(&((struct store_redis *)base)->blocked, domain);
+    return blockset_contains(&((struct store_redis *)base)->blocked, domain);
 }
 
 static int redis_event(struct store *base, const struct store_event *ev, char *err)
@@ -361,10 +360,10 @@ static void redis_destroy(struct store *base)
     struct store_redis *s = (struct store_redis *)base;
 
     rpool_free(s->pool);
-    bset_free(&s->blocked);
-    lc_free(&s->recent);
+    blockset_free(&s->blocked);
+    lookcache_free(&s->recent);
     if (s->local)
-        lq_free(s->local);
+        localquota_free(s->local);
     free(s->prefix);
     free(s);
 }
@@ -381,18 +380,17 @@ static const struct store_ops redis_ops = {
 
 struct store *store_redis_new(const struct rm_config *cfg)
 {
-    struct store_redis *s = calloc(1, sizeof(*s));
+    struct store_redis *s = xcalloc(1, sizeof(*s));
 
-    if (s == NULL || (s->prefix = strdup(cfg->prefix)) == NULL)
-        msg_fatal("out of memory");
+    s->prefix = xstrdup(cfg->prefix);
     s->base.ops = &redis_ops;
     atomic_init(&s->base.refs, 1);
     s->pool = rpool_new(cfg);
     s->events_maxlen = cfg->events_maxlen;
-    bset_init(&s->blocked);
-    lc_init(&s->recent);
+    blockset_init(&s->blocked);
+    lookcache_init(&s->recent);
     if (cfg->on_store_error == CFG_SE_LOCAL)
-        s->local = lq_new((size_t)cfg->local_max_entries);
+        s->local = localquota_new((size_t)cfg->local_max_entries);
     s->local_share = cfg->local_share;
     s->local_max = cfg->local_max_entries;
     return &s->base;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store_redis - the store interface (store.h) over Redis with hiredis.
  *
@@ -8,7 +9,7 @@
  *   store_redis_matches(s, cfg)   1 when s was made from the same redis{} settings,
  *                                 so a reload can keep the pool (and its connections)
  *
- * Connections come from redis_pool.h; the blocked recipient domains are kept
+ * Connections come from rpool.h; the blocked recipient domains are kept
  * locally in a blockset.h copy refreshed by lookup.
  */
 #ifndef RM_STORE_REDIS_H

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # ci-test.sh - check a Postfix + relaymilter + Redis from a CI job: send test
 # messages with Python's smtplib and assert the SMTP replies.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # container-entrypoint.sh - runs Postfix and relaymilter in the CI container
 # (postfix-example/Dockerfile); stops both when either stops or on SIGTERM.
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # lint.sh - static analysis of the C code in policy/ and milter/:
 #   clang-tidy  the checks in .clang-tidy, with the compile commands of a build
 #               configured with CMAKE_EXPORT_COMPILE_COMMANDS=ON;
@@ -26,9 +27,9 @@ policy/config.c|clang-analyzer-core.uninitialized.Assign|*(int *)base = (int)v;|
 policy/config.c|clang-analyzer-core.uninitialized.Assign|out->v[id] = v;|as above: every path that reaches the assignment set v, or returned fail() (-1)
 policy/config.c|invalidPointerCast|*(double *)base = d;|base is the address of a double member (table of offsetof); the char * is only for the offset arithmetic
 policy/localquota.c|bugprone-sizeof-expression|sizeof(*lq->bucket)|bucket is a pointer to pointers: this allocates an array of pointers, as meant (clang-tidy 14 has no option to turn this case off)
-policy/redis_pool.c|bugprone-sizeof-expression|sizeof(*p->idle)|idle is a pointer to pointers: an array of pointers, as meant
+policy/rpool.c|bugprone-sizeof-expression|sizeof(*p->idle)|idle is a pointer to pointers: an array of pointers, as meant
 policy/quota.c|bugprone-implicit-widening-of-multiplication-result|s < 2 * 3600|a constant, 7200
-policy/redis_pool.c|bugprone-implicit-widening-of-multiplication-result|(ms % 1000) * 1000|at most 999000, fits an int
+policy/rpool.c|bugprone-implicit-widening-of-multiplication-result|(ms % 1000) * 1000|at most 999000, fits an int
 policy/sentinel.c|bugprone-implicit-widening-of-multiplication-result|% 1000) * 1000|at most 999000, fits an int
 milter/main.c|bugprone-reserved-identifier|__lsan_do_leak_check|the interface of the leak checker (sanitizer/lsan_interface.h), declared weak
 '

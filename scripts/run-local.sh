@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # run-local.sh - install, build and run relaymilter in the foreground with the
 # sample config (postfix-example/relaymilter.conf) against the local Redis at
 # 127.0.0.1:6379, starting a private redis-server there if none answers.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # sanitize.sh - the tests under sanitizers.
 #
 #   1. ASan + UBSan build in build-asan/: ctest -L unit, ctest -L integration

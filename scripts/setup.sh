@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # setup.sh - install the build and test dependencies (Debian 12, as root) and
 # build relaymilter into ./build. Used by run-local.sh and test.sh.
 set -eu

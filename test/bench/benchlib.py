@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """benchlib - pieces shared by the benchmarks in test/bench.
 
     r = Redis().start()                   # a private redis-server: 127.0.0.1,

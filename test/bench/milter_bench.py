@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """milter_bench - relaymilter under milterload: messages/s and decision
 latency at 1, 16 and 64 parallel MTA connections.
 

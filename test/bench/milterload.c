@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * milterload - a load generator that speaks the milter protocol (version 6)
  * the way Postfix's smtpd does, against any milter, and measures throughput

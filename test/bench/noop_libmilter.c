@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * noop_libmilter - a reference filter for the Postfix comparison: libmilter,
  * negotiating exactly what relaymilter negotiates (the same skipped stages,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * noop_raw - a reference filter for the Postfix comparison without
  * libmilter: milter protocol 6 spoken directly, one thread per MTA

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """postfix_compare - what relaymilter costs a real Postfix.
 
     python3 postfix_compare.py --milter PATH [--quick] [--rounds N] [--msgs N]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """profile - where relaymilter spends its CPU, under milterload or Postfix.
 
     python3 profile.py --milter PATH --milterload PATH [--secs N] [--conns N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # run_all.sh - every relaymilter benchmark, then one summary table.
 #
 #   test/bench/run_all.sh [--quick] [--long] [--build DIR]

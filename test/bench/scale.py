@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """scale - cost per message against the amount of data in Redis, memory per
 active sender, daemon memory over a long run, keys going back to zero.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """script_vs_get - relay.lua's calls against a plain GET, in the same Redis.
 
     python3 script_vs_get.py [--quick] [--rounds N] [--lua PATH]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """summary RESULTS STARTED LOAD_AT_START [--quick] - run_all.sh's last table:
 the rows every section recorded (benchlib.record), with the machine and the
 load average. Exit 1 if there are no rows."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # test_ctl.sh CTL - tests of scripts/relaymilter-ctl against a private
 # redis-server. Run under test/lib/with-redis (RM_REDIS_PORT, RM_REDIS_SOCK).
 # Every command is checked by reading the resulting Redis state with redis-cli.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """e2e_main - the command line shared by the end-to-end test files.
 
     sys.exit(e2e_main.run(__doc__, need_with_redis=True))

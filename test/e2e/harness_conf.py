@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """harness_conf - configuration text and small utilities for postfix_harness.
 
   milter_config(socket, redis_port, settings)  relaymilter.conf (libconfig)

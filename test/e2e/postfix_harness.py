@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """postfix_harness - a private Postfix, smtp-sink and relaymilter for end-to-end tests.
 
     h = Harness(milter_path, milter_settings)   # settings: see milter_config()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """private_redis - a redis-server of a test's own, to stop, restart and pause.
 
     r = PrivateRedis().start()      # 127.0.0.1, a free port, a temp dir

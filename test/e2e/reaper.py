@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """reaper DIR - cleans up after a postfix_harness whose process died.
 
 Started by the harness with a pipe on stdin. It forks once, so that the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_protection - sender domain protection, blocked recipients, suspension,
 the events stream and relaymilter-ctl, through a real Postfix.
 

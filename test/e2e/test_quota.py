@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_quota - relaymilter behind a real Postfix: what an SMTP client sees.
 
     with-redis /usr/bin/python3 test_quota.py --milter PATH [unittest options]

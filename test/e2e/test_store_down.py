@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_store_down - what SMTP clients see while Redis is down or hung.
 
     /usr/bin/python3 test_store_down.py --milter PATH [unittest options]

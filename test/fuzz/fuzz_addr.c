@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_addr - envelope addresses, domain names and network prefixes: the text
  * a client or a config file controls before it becomes a Redis key or a

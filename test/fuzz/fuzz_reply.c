@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_reply - every Redis reply the store reads, through the real path.
  *
- * The reply parsers of store_redis.c, redis_pool.c and sentinel.c are static
+ * The reply parsers of store_redis.c, rpool.c and sentinel.c are static
  * and sit behind hiredis, so the input is played by a fake Redis server on a
  * loopback socket inside this program, and the store is driven through its
  * interface (store.h) exactly as the milter drives it:
@@ -308,7 +309,7 @@ static void do_lookup(struct store *s, const char *login)
     char err[STORE_ERR_MAX] = "";
 
     memset(&res, 0x5a, sizeof(res));
-    int rc = s->ops->lookup(s, &req, &res, err);
+    int rc = store_lookup(s, &req, &res, err);
     check_err(rc, err, "lookup result");
     if (rc != 0)
         return;
@@ -344,7 +345,7 @@ static void do_charge(struct store *s, const struct rm_config *cfg, long long nr
                 "quota_build");
     q.event = &ev;
     memset(&res, 0x5a, sizeof(res));
-    int rc = s->ops->charge(s, &q, &res, err);
+    int rc = store_charge(s, &q, &res, err);
     check_err(rc, err, "charge result");
     *admitted = 0;
     if (rc != 0)
@@ -373,7 +374,7 @@ static void do_refund(struct store *s, const struct rm_config *cfg, long long ch
     FUZZ_ASSERT(quota_build(&q, cfg->prefix, "acme", "bob@acme.example", &lim, 2) == 0,
                 "quota_build");
     q.local = local;
-    check_err(s->ops->refund(s, &q, charged_ms, err), err, "refund result");
+    check_err(store_refund(s, &q, charged_ms, err), err, "refund result");
 }
 
 static void do_event(struct store *s)
@@ -381,7 +382,7 @@ static void do_event(struct store *s)
     struct store_event ev = {"", "acme", "bob@acme.example", "", "suspended", "reject"};
     char err[STORE_ERR_MAX] = "";
 
-    check_err(s->ops->event(s, &ev, err), err, "event result");
+    check_err(store_event(s, &ev, err), err, "event result");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -421,10 +422,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (admitted)
         do_refund(s, cfg, charged_ms, local);
     do_event(s);
-    int open_now = s->ops->circuit_open ? s->ops->circuit_open(s) : 0;
+    int open_now = store_circuit_open(s);
     FUZZ_ASSERT(open_now == 0 || open_now == 1, "circuit_open result");
-    (void)s->ops->rcpt_blocked(s, "spamtrap.example");
-    (void)s->ops->rcpt_blocked(s, "example");
+    (void)store_rcpt_blocked(s, "spamtrap.example");
+    (void)store_rcpt_blocked(s, "example");
     do_lookup(s, login);
     do_charge(s, cfg, 1000, &charged_ms, &admitted, &local);
     store_unref(s);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * replay - runs a fuzz target over files without libFuzzer, so that any
  * compiler (and the ASan/UBSan build of scripts/sanitize.sh) replays the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # run.sh [SECONDS] [TARGET...] - build the libFuzzer targets with clang and
 # fuzz each for SECONDS (default 60), starting from the committed corpus.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """test_hostile - relaymilter against a misbehaving MTA.
 
 Runs under test/lib/with-redis (a private redis-server), starts relaymilter

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_auth - Redis AUTH: a password (requirepass) and an ACL user that may run
  * only what the milter needs. The store works with the right credentials
@@ -9,7 +10,7 @@
  * The with-redis server is not used: this test starts its own redis-server
  * (loopback port and a unix socket in RM_REDIS_DIR/auth) with this ACL:
  *   default user    requirepass
- *   user relay      the commands of redis_pool.c / store_redis.c (AUTH,
+ *   user relay      the commands of rpool.c / store_redis.c (AUTH,
  *                   SELECT, SCRIPT LOAD, EVALSHA, EVAL, XADD) and those
  *                   relay.lua calls (TIME, HGET, HGETALL, HMGET, HSET,
  *                   PEXPIREAT, SCARD, SISMEMBER, SMEMBERS, XADD), on keys
@@ -197,11 +198,11 @@ static void expect_works(char transport, const char *user, const char *pw,
 
     snprintf(what, sizeof(what), "%s user %s over %s", transport == 'u' ? "unix" : "tcp",
              user ? user : "default", pw ? "a password" : "no password");
-    CHECK(s->ops->lookup(s, &req, &lres, err) == 0, "%s: lookup failed: %s", what, err);
+    CHECK(store_lookup(s, &req, &lres, err) == 0, "%s: lookup failed: %s", what, err);
     for (int i = 0; i < 4; i++) {
         it_quota(&q, cfg, customer, "a@auth.example", 1);
         err[0] = '\0';
-        if (!CHECK(s->ops->charge(s, &q, &res, err) == 0, "%s: charge %d: %s", what, i,
+        if (!CHECK(store_charge(s, &q, &res, err) == 0, "%s: charge %d: %s", what, i,
                    err))
             break;
         admitted += res.admitted;
@@ -213,10 +214,10 @@ static void expect_works(char transport, const char *user, const char *pw,
     snprintf(key, sizeof(key), "auth:qc:m:%s", customer);
     CHECK_HGET(rc, key, "m", 3);
     err[0] = '\0';
-    CHECK(s->ops->refund(s, &q, last_ms, err) == 0, "%s: refund: %s", what, err);
+    CHECK(store_refund(s, &q, last_ms, err) == 0, "%s: refund: %s", what, err);
     CHECK_HGET(rc, key, "m", 2);
     err[0] = '\0';
-    CHECK(s->ops->event(s, &ev, err) == 0, "%s: event: %s", what, err);
+    CHECK(store_event(s, &ev, err) == 0, "%s: event: %s", what, err);
     redisReply *r = it_cmd(rc, "XLEN auth:events");
     CHECK(r->type == REDIS_REPLY_INTEGER && r->integer >= 1, "%s: no event written",
           what);
@@ -243,7 +244,7 @@ static void expect_fails(char transport, const char *user, const char *pw,
 
     snprintf(what, sizeof(what), "%s user %s, %s", transport == 'u' ? "unix" : "tcp",
              user ? user : "default", want);
-    CHECK(s->ops->lookup(s, &req, &lres, err) == -1, "%s: lookup did not fail", what);
+    CHECK(store_lookup(s, &req, &lres, err) == -1, "%s: lookup did not fail", what);
     CHECK(strstr(err, want) != NULL, "%s: lookup error \"%s\" lacks \"%s\"", what, err,
           want);
     check_no_secret(err, "lookup error");
@@ -251,15 +252,15 @@ static void expect_fails(char transport, const char *user, const char *pw,
     for (int i = 0; i < 4; i++) {
         it_quota(&q, cfg, customer, "a@auth.example", 1);
         err[0] = '\0';
-        CHECK(s->ops->charge(s, &q, &res, err) == -1 && err[0], "%s: charge %d: %d", what,
+        CHECK(store_charge(s, &q, &res, err) == -1 && err[0], "%s: charge %d: %d", what,
               i, res.admitted);
         check_no_secret(err, "charge error");
     }
     err[0] = '\0';
-    CHECK(s->ops->refund(s, &q, 1, err) == -1 && err[0], "%s: refund did not fail", what);
+    CHECK(store_refund(s, &q, 1, err) == -1 && err[0], "%s: refund did not fail", what);
     check_no_secret(err, "refund error");
     err[0] = '\0';
-    CHECK(s->ops->event(s, &ev, err) == -1 && err[0], "%s: event did not fail", what);
+    CHECK(store_event(s, &ev, err) == -1 && err[0], "%s: event did not fail", what);
     check_no_secret(err, "event error");
     store_unref(s);
     cfg_free(cfg);
@@ -277,12 +278,12 @@ static void expect_charge_denied(const char *user, const char *pw, const char *c
     struct quota_result res;
     char err[STORE_ERR_MAX] = "";
 
-    CHECK(s->ops->lookup(s, &req, &lres, err) == 0, "%s: lookup: %s", user, err);
+    CHECK(store_lookup(s, &req, &lres, err) == 0, "%s: lookup: %s", user, err);
     for (int i = 0; i < 4; i++) {
         it_quota(&q, cfg, customer, "a@auth.example", 1);
         err[0] = '\0';
-        CHECK(s->ops->charge(s, &q, &res, err) == -1 && err[0],
-              "%s: charge %d not refused", user, i);
+        CHECK(store_charge(s, &q, &res, err) == -1 && err[0], "%s: charge %d not refused",
+              user, i);
         check_no_secret(err, "charge error");
         if (i == 0)
             printf("user %s without TIME: charge fails: %s\n", user, err);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_boundary - no double burst at a window boundary (minute window):
  * use up N just before a minute ends; right after it a further message is
@@ -97,7 +98,7 @@ int main(void)
     charge("late", NULL, NULL, rc);
     struct quota_req q;
     it_quota(&q, cfg, "late", "a@burst.example", 1);
-    CHECK(store->ops->refund(store, &q, early.charged_ms, err) == 0, "refund: %s", err);
+    CHECK(store_refund(store, &q, early.charged_ms, err) == 0, "refund: %s", err);
     CHECK_HGET(rc, "bd:qc:m:late", "pm", 0);
     CHECK_HGET(rc, "bd:qc:m:late", "m", 1);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_concurrency - exact under concurrency: 16 threads spread over TWO store
  * instances (two connection pools, as two milter processes have) race for one
@@ -39,7 +40,7 @@ static void *work(void *arg)
             atomic_fetch_add(w->errors, 1);
             continue;
         }
-        if (w->store->ops->charge(w->store, &q, &res, err) != 0) {
+        if (store_charge(w->store, &q, &res, err) != 0) {
             fprintf(stderr, "thread %d: store error: %s\n", w->index, err);
             atomic_fetch_add(w->errors, 1);
         } else if (res.admitted) {

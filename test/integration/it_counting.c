@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_counting - exact counting against a real Redis: N messages admitted then
  * refused, recipients counted, refusals charge nothing, sender scope counted

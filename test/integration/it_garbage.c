@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_garbage - garbage in Redis never lifts a limit and never crashes:
  * counter fields that are not numbers count as full (refused, nothing
@@ -95,7 +96,7 @@ static void test_counter_wrong_type(struct store *s, const struct rm_config *cfg
 
     it_cmd_ok(rc, "SET gb:qc:m:g7 hello");
     it_quota(&q, cfg, "g7", "a@garbage.example", 1);
-    int r = s->ops->charge(s, &q, &res, err);
+    int r = store_charge(s, &q, &res, err);
     CHECK(r == -1 || !res.admitted, "counter of the wrong type: admitted");
     CHECK(r == 0 || err[0] != '\0', "store error without a reason");
 }
@@ -107,14 +108,14 @@ static void test_limits_wrong_type(struct store *s, redisContext *rc)
     char err[STORE_ERR_MAX] = "";
 
     it_cmd_ok(rc, "SET gb:limits:w1 messages_per_minute=1000");
-    CHECK(s->ops->lookup(s, &req, &res, err) == 0, "lookup on a string key: %s", err);
+    CHECK(store_lookup(s, &req, &res, err) == 0, "lookup on a string key: %s", err);
     CHECK(res.garbage == 1, "string limits key: garbage flag %d", res.garbage);
     CHECK(res.nfields == 0, "string limits key: %d fields", res.nfields);
 
     /* the sasl hash of the wrong type */
     it_cmd_ok(rc, "RPUSH gb:sasl login1");
     struct store_lookup_req req2 = {"login1", "login1", ""};
-    CHECK(s->ops->lookup(s, &req2, &res, err) == 0, "lookup on a list sasl key: %s", err);
+    CHECK(store_lookup(s, &req2, &res, err) == 0, "lookup on a list sasl key: %s", err);
     CHECK(res.garbage == 1 && res.customer[0] == '\0',
           "list sasl key: garbage %d customer \"%s\"", res.garbage, res.customer);
 }
@@ -131,7 +132,7 @@ static void test_odd_fields(struct store *s, redisContext *rc)
     it_cmd_ok(rc, "HSET gb:limits:w2 messages_per_minute %s", big);
     it_cmd_ok(rc, "HSET gb:limits:w2 %b 1", "a\0b", (size_t)3);
     it_cmd_ok(rc, "HSET gb:limits:w2 messages_per_hour 7");
-    CHECK(s->ops->lookup(s, &req, &res, err) == 0, "lookup with odd fields: %s", err);
+    CHECK(store_lookup(s, &req, &res, err) == 0, "lookup with odd fields: %s", err);
     CHECK(res.truncated == 1, "over-long / binary fields not flagged");
     CHECK(res.nfields == 1 && strcmp(res.name[0], "messages_per_hour") == 0 &&
               strcmp(res.value[0], "7") == 0,

@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_override - support staff edit limits live with redis-cli: the lookup
  * returns the fields of PREFIX limits:CUSTOMER and the policy engine applies
  * them to the very next message; a malformed value is ignored (the config
  * value applies); PREFIX sasl maps a login to a customer. The store keeps
- * what a lookup said for at most LC_MAX_AGE_MS (lookcache.h): many messages
+ * what a lookup said for at most LOOKCACHE_MAX_AGE_MS (lookcache.h): many messages
  * of one customer within that time cost one lookup, and an edit is in force
  * once that time has passed.
  */
@@ -26,7 +27,7 @@ static void cli(const char *a, const char *b, const char *c, const char *d)
     REQUIRE(rc == 0, "redis-cli %s %s %s %s: exit %d (%s)", a, b, c ? c : "", d ? d : "",
             rc, out);
     /* a staff edit is in force once the store's recent copy has aged out */
-    usleep((LC_MAX_AGE_MS + 100) * 1000);
+    usleep((LOOKCACHE_MAX_AGE_MS + 100) * 1000);
 }
 
 static void lookup(struct store *s, const char *login, const char *fallback,
@@ -35,7 +36,7 @@ static void lookup(struct store *s, const char *login, const char *fallback,
     char err[STORE_ERR_MAX] = "";
     struct store_lookup_req req = {login, fallback, ""};
 
-    REQUIRE(s->ops->lookup(s, &req, res, err) == 0, "lookup %s/%s: %s", login, fallback,
+    REQUIRE(store_lookup(s, &req, res, err) == 0, "lookup %s/%s: %s", login, fallback,
             err);
 }
 

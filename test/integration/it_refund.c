@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_refund - an aborted message gives its charge back: to the current
  * bucket (m, r) when its window is still current, to the previous one
@@ -28,7 +29,7 @@ static void expect_fields(redisContext *rc, const char *key, long long m, long l
 static int refund(struct store *s, const struct quota_req *q, long long ms)
 {
     char err[STORE_ERR_MAX] = "";
-    int rc = s->ops->refund(s, q, ms, err);
+    int rc = store_refund(s, q, ms, err);
 
     CHECK(rc == 0, "refund at %lld: %s", ms, err);
     return rc;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * it_store_errors - a dead or hung Redis costs bounded time: a closed port
  * fails at once, a stopped server (SIGSTOP) fails within command_timeout_ms
@@ -44,7 +45,7 @@ static double expect_fast_failure(struct store *s, const struct rm_config *cfg,
 
     it_quota(&q, cfg, "err", "a@err.example", 1);
     double t0 = it_mono_ms();
-    int rc = s->ops->charge(s, &q, &res, err);
+    int rc = store_charge(s, &q, &res, err);
     double ms = it_mono_ms() - t0;
     CHECK(rc == -1, "%s: charge returned %d", what, rc);
     CHECK(err[0] != '\0', "%s: no error text", what);
@@ -65,11 +66,11 @@ static void test_closed_port(void)
     for (int i = 0; i < 3; i++)
         expect_fast_failure(s, cfg, "closed port");
     double t0 = it_mono_ms();
-    CHECK(s->ops->lookup(s, &req, &res, err) == -1 && err[0],
+    CHECK(store_lookup(s, &req, &res, err) == -1 && err[0],
           "closed port: lookup did not fail");
     it_quota(&q, cfg, "err", "a@err.example", 1);
     err[0] = '\0';
-    CHECK(s->ops->refund(s, &q, 1, err) == -1 && err[0],
+    CHECK(store_refund(s, &q, 1, err) == -1 && err[0],
           "closed port: refund did not fail");
     CHECK(it_mono_ms() - t0 < BOUND_MS, "closed port: lookup + refund took %.0f ms",
           it_mono_ms() - t0);
@@ -139,7 +140,7 @@ static void *race_one(void *arg)
 
     it_quota(&q, r->cfg, "err", "b@err.example", 1);
     double t0 = it_mono_ms();
-    r->rc = r->s->ops->charge(r->s, &q, &res, err);
+    r->rc = store_charge(r->s, &q, &res, err);
     r->ms = it_mono_ms() - t0;
     return NULL;
 }
@@ -175,7 +176,7 @@ static void test_circuit_open(struct store *s, const struct rm_config *cfg)
         char err[STORE_ERR_MAX];
         it_quota(&q, cfg, "err", "c@err.example", 1);
         double t0 = it_mono_ms();
-        int rc = s->ops->charge(s, &q, &res, err);
+        int rc = store_charge(s, &q, &res, err);
         CHECK(rc == -1, "hung server: charge returned %d", rc);
         fast += it_mono_ms() - t0 < COMMAND_MS / 5;
     }
@@ -195,7 +196,7 @@ static void expect_recovery(struct store *s, const struct rm_config *cfg,
     it_quota(&q, cfg, "err", "d@err.example", 1);
     double t0 = it_mono_ms();
     while (rc != 0 && it_mono_ms() - t0 < 10000) {
-        rc = s->ops->charge(s, &q, &res, err);
+        rc = store_charge(s, &q, &res, err);
         if (rc != 0)
             it_sleep_ms(50);
     }
@@ -248,14 +249,14 @@ static void test_noscript(redisContext *rc)
     it_quota(&q, cfg, "ns", "a@ns.example", 1);
     it_charge(s, &q, &r1);
     it_cmd_ok(rc, "SCRIPT FLUSH");
-    CHECK(s->ops->charge(s, &q, &r2, err) == 0 && r2.admitted,
+    CHECK(store_charge(s, &q, &r2, err) == 0 && r2.admitted,
           "charge after SCRIPT FLUSH: %s", err);
     CHECK_HGET(rc, "se:qc:m:ns", "m", 2);
     it_cmd_ok(rc, "SCRIPT FLUSH");
-    CHECK(s->ops->refund(s, &q, r2.charged_ms, err) == 0, "refund after flush: %s", err);
+    CHECK(store_refund(s, &q, r2.charged_ms, err) == 0, "refund after flush: %s", err);
     CHECK_HGET(rc, "se:qc:m:ns", "m", 1);
     it_cmd_ok(rc, "SCRIPT FLUSH");
-    CHECK(s->ops->lookup(s, &lreq, &lres, err) == 0, "lookup after flush: %s", err);
+    CHECK(store_lookup(s, &lreq, &lres, err) == 0, "lookup after flush: %s", err);
     store_unref(s);
     cfg_free(cfg);
 }

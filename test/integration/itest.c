@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * itest - shared code of the integration tests; see itest.h.
  */
@@ -263,7 +264,7 @@ void it_charge(struct store *s, const struct quota_req *q, struct quota_result *
 {
     char err[STORE_ERR_MAX] = "";
 
-    REQUIRE(s->ops->charge(s, q, res, err) == 0, "charge: store error: %s", err);
+    REQUIRE(store_charge(s, q, res, err) == 0, "charge: store error: %s", err);
 }
 
 double it_mono_ms(void)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * itest - checks, config files and Redis access for the integration tests,
  * which all run against a real redis-server.

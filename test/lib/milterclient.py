@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """milterclient - a milter protocol (version 6) client that talks to a filter
 the way Postfix does. Python standard library only.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_memcheck - relaymilter under valgrind memcheck, through an end-to-end batch.
 
     with-redis /usr/bin/python3 test_memcheck.py --milter PATH [unittest options]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_ci_script - postfix-example/ci-test.sh against a real, private Postfix.
 
     with-redis /usr/bin/python3 test_ci_script.py --milter PATH [unittest options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # test_deb.sh SOURCE_DIR
 #
 # Builds the Debian package (dpkg-buildpackage -us -uc -b, from a copy of the

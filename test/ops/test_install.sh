@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # test_install.sh SOURCE_DIR BUILD_DIR
 #
 # `cmake --install` into a DESTDIR under a temp dir, twice (prefix /usr as a

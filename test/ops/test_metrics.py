@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_metrics - the Prometheus endpoint (metrics.listen) under real traffic.
 
     with-redis /usr/bin/python3 test_metrics.py --milter PATH [unittest options]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """test_sendmail - relaymilter behind a real Sendmail, with postfix-example/sendmail.mc.
 
     with-redis /usr/bin/python3 test_sendmail.py --milter PATH [unittest options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The daemon drops root to milter.user after binding, keeps serving, and can
 # reload a config that only root may read (SIGHUP): edits made in place are
 # applied, a replaced file is refused with a clear error and the old

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """rharness - processes and load for the resilience tests.
 
     free_port()                      a free loopback TCP port

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """test_redis_faults - relaymilter while its Redis dies or hangs.
 
     python3 test_redis_faults.py --milter build/relaymilter [-v] [-k PATTERN]

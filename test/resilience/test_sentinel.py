@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 """test_sentinel - relaymilter follows a Redis Sentinel failover.
 
     python3 test_sentinel.py --milter build/relaymilter [-v] [-k PATTERN]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fakestore - the scripted store of the unit tests; see fakestore.h.
  */

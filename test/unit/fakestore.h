@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fakestore - a store (store.h) for unit tests: answers are scripted, calls
  * are recorded, failures are injected. No Redis, no network.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * polharness - a policy connection over the fake store; see polharness.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * polharness - one policy connection (policy.h) over a snapshot of a test
  * config and the fake store (fakestore.h), for the policy test suites.

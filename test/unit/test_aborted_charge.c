@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_aborted_charge - aborted_charge (config.h) in the policy engine: with
  * "refund" (the default) a message waits for its end and an abort after DATA

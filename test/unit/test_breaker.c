@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_breaker - the circuit breaker (breaker.h) as a state machine driven
  * with an explicit clock: when it opens, how long it refuses, the one probe,
@@ -16,13 +17,13 @@ static struct breaker b;
 
 static void init(unsigned seed)
 {
-    br_init(&b, THRESHOLD, BASE_MS, MAX_MS, seed);
+    breaker_init(&b, THRESHOLD, BASE_MS, MAX_MS, seed);
 }
 
 static int admit(long long now, long long *wait)
 {
     long long w = -1;
-    int rc = br_admit(&b, now, &w);
+    int rc = breaker_admit(&b, now, &w);
 
     ck_assert_int_ge(w, 0);
     if (wait != NULL)
@@ -37,12 +38,12 @@ static long long open_at(long long now)
 
     for (int i = 1; i < THRESHOLD; i++) {
         ck_assert_int_eq(admit(now, NULL), 1);
-        ck_assert_int_eq(br_failure(&b, now), 0);
-        ck_assert_int_eq(br_is_open(&b), 0);
+        ck_assert_int_eq(breaker_failure(&b, now), 0);
+        ck_assert_int_eq(breaker_is_open(&b), 0);
     }
     ck_assert_int_eq(admit(now, NULL), 1);
-    ck_assert_int_eq(br_failure(&b, now), 1);
-    ck_assert_int_eq(br_is_open(&b), 1);
+    ck_assert_int_eq(breaker_failure(&b, now), 1);
+    ck_assert_int_eq(breaker_is_open(&b), 1);
     ck_assert_int_eq(admit(now, &wait), 0);
     return wait;
 }
@@ -52,7 +53,7 @@ START_TEST(closed_until_threshold)
     long long wait = -1;
 
     init(1);
-    ck_assert_int_eq(br_is_open(&b), 0);
+    ck_assert_int_eq(breaker_is_open(&b), 0);
     for (int i = 0; i < 10; i++) {
         ck_assert_int_eq(admit(1000 + i, &wait), 1);
         ck_assert_int_eq(wait, 0);
@@ -66,9 +67,9 @@ START_TEST(success_resets_count)
     init(1);
     for (int round = 0; round < 5; round++) {
         for (int i = 1; i < THRESHOLD; i++)
-            ck_assert_int_eq(br_failure(&b, 1000), 0);
-        ck_assert_int_eq(br_success(&b), 0); /* it was not open */
-        ck_assert_int_eq(br_is_open(&b), 0);
+            ck_assert_int_eq(breaker_failure(&b, 1000), 0);
+        ck_assert_int_eq(breaker_success(&b), 0); /* it was not open */
+        ck_assert_int_eq(breaker_is_open(&b), 0);
     }
     open_at(2000);
 }
@@ -90,7 +91,7 @@ START_TEST(open_refuses_until_retry)
     ck_assert_int_eq(admit(retry_at - 1, &w), 0);
     ck_assert_int_eq(w, 1);
     ck_assert_int_eq(admit(retry_at, NULL), 1); /* the probe */
-    ck_assert_int_eq(br_is_open(&b), 1);
+    ck_assert_int_eq(breaker_is_open(&b), 1);
 }
 END_TEST
 
@@ -103,8 +104,8 @@ START_TEST(exactly_one_probe)
     for (long long t = retry_at; t < retry_at + 100000; t += 997)
         ck_assert_int_eq(admit(t, NULL), 0);
     /* the probe's verdict settles it */
-    ck_assert_int_eq(br_success(&b), 1);
-    ck_assert_int_eq(br_is_open(&b), 0);
+    ck_assert_int_eq(breaker_success(&b), 1);
+    ck_assert_int_eq(breaker_is_open(&b), 0);
     ck_assert_int_eq(admit(retry_at + 100000, NULL), 1);
 }
 END_TEST
@@ -115,8 +116,8 @@ static long long fail_probe(long long now, long long backoff)
     long long wait;
 
     ck_assert_int_eq(admit(now, NULL), 1);
-    ck_assert_int_eq(br_failure(&b, now), 0); /* already open: no new transition */
-    ck_assert_int_eq(br_is_open(&b), 1);
+    ck_assert_int_eq(breaker_failure(&b, now), 0); /* already open: no new transition */
+    ck_assert_int_eq(breaker_is_open(&b), 1);
     ck_assert_int_eq(admit(now, &wait), 0);
     ck_assert_msg(wait >= backoff / 2 && wait <= backoff,
                   "wait %lld outside [%lld, %lld]", wait, backoff / 2, backoff);
@@ -159,9 +160,9 @@ START_TEST(success_closes_and_resets_backoff)
     for (int i = 0; i < 4; i++)
         t = fail_probe(t, 400LL << i);
     ck_assert_int_eq(admit(t, NULL), 1);
-    ck_assert_int_eq(br_success(&b), 1);
-    ck_assert_int_eq(br_success(&b), 0); /* closed once */
-    ck_assert_int_eq(br_is_open(&b), 0);
+    ck_assert_int_eq(breaker_success(&b), 1);
+    ck_assert_int_eq(breaker_success(&b), 0); /* closed once */
+    ck_assert_int_eq(breaker_is_open(&b), 0);
     /* a fresh outage starts from the base back-off and needs the threshold */
     long long wait = open_at(t + 1);
     ck_assert_int_ge(wait, BASE_MS / 2);
@@ -177,7 +178,7 @@ START_TEST(late_failures_do_not_reschedule)
     long long retry_at = 1000 + open_at(1000);
     /* calls admitted before the circuit opened fail later: not a probe */
     for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(br_failure(&b, 1000 + i), 0);
+        ck_assert_int_eq(breaker_failure(&b, 1000 + i), 0);
     ck_assert_int_eq(admit(1100, &w), 0);
     ck_assert_int_eq(w, retry_at - 1100);
     ck_assert_int_eq(admit(retry_at, NULL), 1);
@@ -190,12 +191,12 @@ START_TEST(abandon_releases_probe)
     long long retry_at = open_at(0);
 
     ck_assert_int_eq(admit(retry_at, NULL), 1);
-    br_abandon(&b); /* e.g. no free connection: the store never saw it */
-    ck_assert_int_eq(br_is_open(&b), 1);
+    breaker_abandon(&b); /* e.g. no free connection: the store never saw it */
+    ck_assert_int_eq(breaker_is_open(&b), 1);
     ck_assert_int_eq(admit(retry_at + 1, NULL), 1); /* another probe may go */
     ck_assert_int_eq(admit(retry_at + 2, NULL), 0); /* still only one at a time */
-    ck_assert_int_eq(br_success(&b), 1);
-    ck_assert_int_eq(br_is_open(&b), 0);
+    ck_assert_int_eq(breaker_success(&b), 1);
+    ck_assert_int_eq(breaker_is_open(&b), 0);
 }
 END_TEST
 
@@ -204,11 +205,11 @@ START_TEST(lost_probe_without_abandon_stays_open)
     init(13);
     long long retry_at = open_at(0);
 
-    /* the reason br_abandon exists: a probe nobody reports on blocks all
+    /* the reason breaker_abandon exists: a probe nobody reports on blocks all
      * further probes, so only abandoning it lets the breaker recover */
     ck_assert_int_eq(admit(retry_at, NULL), 1);
     ck_assert_int_eq(admit(retry_at + 3600 * 1000LL, NULL), 0);
-    br_abandon(&b);
+    breaker_abandon(&b);
     ck_assert_int_eq(admit(retry_at + 3600 * 1000LL, NULL), 1);
 }
 END_TEST
@@ -232,10 +233,10 @@ END_TEST
 
 START_TEST(threshold_one)
 {
-    br_init(&b, 1, BASE_MS, MAX_MS, 1);
+    breaker_init(&b, 1, BASE_MS, MAX_MS, 1);
     ck_assert_int_eq(admit(0, NULL), 1);
-    ck_assert_int_eq(br_failure(&b, 0), 1);
-    ck_assert_int_eq(br_is_open(&b), 1);
+    ck_assert_int_eq(breaker_failure(&b, 0), 1);
+    ck_assert_int_eq(breaker_is_open(&b), 1);
     ck_assert_int_eq(admit(0, NULL), 0);
 }
 END_TEST

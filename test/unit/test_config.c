@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_config - relaymilter.conf loading: the sample file, defaults, every
  * kind of bad input with its "FILE:LINE: " position, and the lookups over a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_config_ext - the configuration of the newer features (config.h): the
  * local store fallback, the events stream, aborted_charge, Redis Sentinel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_domain - domain names as the policy compares them (domain.h): the
  * canonical form (case, trailing dot, IDN A-labels), what is refused as not a

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_identity - address prefixes (netmatch) and the config-side customer
- * identity (id_fallback).
+ * identity (identity_fallback).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -227,7 +228,7 @@ START_TEST(addr_key_text)
 }
 END_TEST
 
-/* ---- id_fallback ---- */
+/* ---- identity_fallback ---- */
 
 static const char *id_conf =
     "customers = (\n"
@@ -245,7 +246,7 @@ static void fallback(const char *login, const char *address, const char *want)
     ck_assert_msg(cfg != NULL, "%s", err);
     if (address != NULL)
         a = addr(address);
-    id_fallback(cfg, login, address ? &a : NULL, out, sizeof(out));
+    identity_fallback(cfg, login, address ? &a : NULL, out, sizeof(out));
     ck_assert_msg(strcmp(out, want) == 0, "login=%s addr=%s: got \"%s\", want \"%s\"",
                   login ? login : "(null)", address ? address : "(null)", out, want);
     cfg_free(cfg);
@@ -286,7 +287,7 @@ START_TEST(fallback_small_buffer)
 
     ck_assert_ptr_nonnull(cfg);
     memset(out, 'x', sizeof(out));
-    id_fallback(cfg, "a-very-long-login-name", NULL, out, sizeof(out));
+    identity_fallback(cfg, "a-very-long-login-name", NULL, out, sizeof(out));
     ck_assert_str_eq(out, "a-ver");
     cfg_free(cfg);
 }

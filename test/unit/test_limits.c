@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_limits - limit fields and values (limits.h) and the quota request a
  * message is charged with (quota.h): counters, key strings, refusal text.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_localquota - the in-memory quota of on_store_error = "local"
  * (localquota.h), driven with an explicit clock: the share of each limit,
@@ -21,13 +22,13 @@ static struct quota_result res;
 
 static void setup(void)
 {
-    lq = lq_new(1000);
+    lq = localquota_new(1000);
     memset(&q, 0, sizeof(q));
 }
 
 static void teardown(void)
 {
-    lq_free(lq);
+    localquota_free(lq);
 }
 
 /* Append one counter to q. */
@@ -53,7 +54,7 @@ static void one(const char *key, long long window_ms, long long lim_msg)
 /* 1 admitted, 0 refused; the call itself must decide. */
 static int charge(double share, long long now)
 {
-    ck_assert_int_eq(lq_charge(lq, &q, share, now, &res), 0);
+    ck_assert_int_eq(localquota_charge(lq, &q, share, now, &res), 0);
     if (res.admitted)
         ck_assert_int_eq(res.charged_ms, now);
     return res.admitted;
@@ -71,17 +72,17 @@ static int admitted_run(double share, long long now)
 
 START_TEST(share_limit)
 {
-    ck_assert_int_eq(lq_share_limit(1000, 0.25), 250);
-    ck_assert_int_eq(lq_share_limit(10, 0.25), 2); /* floor of 2.5 */
-    ck_assert_int_eq(lq_share_limit(4, 0.25), 1);
-    ck_assert_int_eq(lq_share_limit(3, 0.25), 1); /* at least 1 */
-    ck_assert_int_eq(lq_share_limit(1, 0.01), 1);
-    ck_assert_int_eq(lq_share_limit(0, 0.25), 0); /* nothing stays nothing */
-    ck_assert_int_eq(lq_share_limit(0, 1.0), 0);
-    ck_assert_int_eq(lq_share_limit(LIM_UNLIMITED, 0.25), LIM_UNLIMITED);
-    ck_assert_int_eq(lq_share_limit(7, 1.0), 7);
-    ck_assert_int_eq(lq_share_limit(100, 0.333), 33);
-    ck_assert_int_eq(lq_share_limit(1000000000000LL, 0.5), 500000000000LL);
+    ck_assert_int_eq(localquota_share_limit(1000, 0.25), 250);
+    ck_assert_int_eq(localquota_share_limit(10, 0.25), 2); /* floor of 2.5 */
+    ck_assert_int_eq(localquota_share_limit(4, 0.25), 1);
+    ck_assert_int_eq(localquota_share_limit(3, 0.25), 1); /* at least 1 */
+    ck_assert_int_eq(localquota_share_limit(1, 0.01), 1);
+    ck_assert_int_eq(localquota_share_limit(0, 0.25), 0); /* nothing stays nothing */
+    ck_assert_int_eq(localquota_share_limit(0, 1.0), 0);
+    ck_assert_int_eq(localquota_share_limit(LIM_UNLIMITED, 0.25), LIM_UNLIMITED);
+    ck_assert_int_eq(localquota_share_limit(7, 1.0), 7);
+    ck_assert_int_eq(localquota_share_limit(100, 0.333), 33);
+    ck_assert_int_eq(localquota_share_limit(1000000000000LL, 0.5), 500000000000LL);
 }
 END_TEST
 
@@ -182,7 +183,7 @@ START_TEST(refund_restores)
     counter("relay:qc:h:acme", HOUR, 3, 9);
     q.nrcpt = 3;
     ck_assert_int_eq(admitted_run(1.0, t), 3);
-    lq_refund(lq, &q, t, t + 5);
+    localquota_refund(lq, &q, t, t + 5);
     ck_assert_int_eq(admitted_run(1.0, t + 6), 1); /* both metrics given back */
     /* a refund never goes below zero: extra refunds add no room */
     q.n = 0;
@@ -190,7 +191,7 @@ START_TEST(refund_restores)
     q.nrcpt = 1;
     ck_assert_int_eq(charge(1.0, t), 1);
     for (int i = 0; i < 5; i++)
-        lq_refund(lq, &q, t, t);
+        localquota_refund(lq, &q, t, t);
     ck_assert_int_eq(admitted_run(1.0, t), 2);
 }
 END_TEST
@@ -203,10 +204,10 @@ START_TEST(refund_across_edge)
     ck_assert_int_eq(admitted_run(1.0, late), 4);
     ck_assert_int_eq(admitted_run(1.0, next), 0);
     /* a charge of the window before is given back to that window */
-    lq_refund(lq, &q, late, next + 1);
+    localquota_refund(lq, &q, late, next + 1);
     ck_assert_int_eq(admitted_run(1.0, next + 2), 1);
     /* a charge two windows old is gone already: nothing to give back */
-    lq_refund(lq, &q, EDGE(MINUTE, -1), next + 3);
+    localquota_refund(lq, &q, EDGE(MINUTE, -1), next + 3);
     ck_assert_int_eq(admitted_run(1.0, next + 4), 0);
 }
 END_TEST
@@ -214,8 +215,8 @@ END_TEST
 START_TEST(refund_of_unknown_subject)
 {
     one("relay:qc:h:nobody", HOUR, 5);
-    lq_refund(lq, &q, EDGE(HOUR, 0), EDGE(HOUR, 0));
-    ck_assert_uint_eq(lq_count(lq), 0); /* no entry made for it */
+    localquota_refund(lq, &q, EDGE(HOUR, 0), EDGE(HOUR, 0));
+    ck_assert_uint_eq(localquota_count(lq), 0); /* no entry made for it */
     ck_assert_int_eq(admitted_run(1.0, EDGE(HOUR, 0)), 5);
 }
 END_TEST
@@ -227,7 +228,7 @@ static void charge_keys(int n, const char *fmt, long long now, int want)
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), fmt, i);
         one(key, MINUTE, 10);
-        int rc = lq_charge(lq, &q, 1.0, now, &res);
+        int rc = localquota_charge(lq, &q, 1.0, now, &res);
         ck_assert_msg(rc == want, "%s at %lld: %d, want %d", key, now, rc, want);
     }
 }
@@ -239,7 +240,7 @@ static void refund_keys(int n, long long charged, long long now)
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "relay:qc:m:c%d", i);
         one(key, MINUTE, 10);
-        lq_refund(lq, &q, charged, now);
+        localquota_refund(lq, &q, charged, now);
     }
 }
 
@@ -250,18 +251,18 @@ START_TEST(entries_expire)
     long long t = EDGE(MINUTE, 0) + 30000;
 
     charge_keys(20, "relay:qc:m:c%d", t, 0);
-    ck_assert_uint_eq(lq_count(lq), 20);
+    ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 2) - 1);
-    ck_assert_uint_eq(lq_count(lq), 20);
+    ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 2));
-    ck_assert_uint_eq(lq_count(lq), 0);
+    ck_assert_uint_eq(localquota_count(lq), 0);
     /* each charge renews the lifetime */
     charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 3) - 1, 0);
     charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 4) - 1, 0);
     refund_keys(20, t, EDGE(MINUTE, 4));
-    ck_assert_uint_eq(lq_count(lq), 20);
+    ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 5));
-    ck_assert_uint_eq(lq_count(lq), 0);
+    ck_assert_uint_eq(localquota_count(lq), 0);
 }
 END_TEST
 
@@ -272,8 +273,8 @@ START_TEST(expired_entries_do_not_fill_table)
     char fmt[64];
 
     for (int trial = 0; trial < 30; trial++) {
-        lq_free(lq);
-        lq = lq_new(100);
+        localquota_free(lq);
+        lq = localquota_new(100);
         snprintf(fmt, sizeof(fmt), "relay:qc:m:old%d-%%d", trial);
         charge_keys(100, fmt, EDGE(MINUTE, 0), 0);
         snprintf(fmt, sizeof(fmt), "relay:qc:m:new%d-%%d", trial);
@@ -286,19 +287,19 @@ START_TEST(hard_cap_never_forgets)
 {
     long long t = EDGE(HOUR, 0) + 1;
 
-    lq_free(lq);
-    lq = lq_new(4);
+    localquota_free(lq);
+    lq = localquota_new(4);
     for (int i = 0; i < 4; i++) {
         char key[32];
         snprintf(key, sizeof(key), "relay:qc:h:s%d", i);
         one(key, HOUR, 2);
         ck_assert_int_eq(charge(1.0, t), 1);
     }
-    ck_assert_uint_eq(lq_count(lq), 4);
+    ck_assert_uint_eq(localquota_count(lq), 4);
     one("relay:qc:h:newcomer", HOUR, 2);
-    ck_assert_int_eq(lq_charge(lq, &q, 1.0, t, &res), -1);
+    ck_assert_int_eq(localquota_charge(lq, &q, 1.0, t, &res), -1);
     ck_assert_int_eq(res.admitted, 0);
-    ck_assert_uint_eq(lq_count(lq), 4);
+    ck_assert_uint_eq(localquota_count(lq), 4);
     /* the known subjects keep their counts: one more each, then refused */
     for (int i = 0; i < 4; i++) {
         char key[32];
@@ -310,7 +311,7 @@ START_TEST(hard_cap_never_forgets)
     q.n = 0;
     counter("relay:qc:h:s0", HOUR, 100, LIM_UNLIMITED);
     counter("relay:qc:h:newcomer", HOUR, 100, LIM_UNLIMITED);
-    ck_assert_int_eq(lq_charge(lq, &q, 1.0, t + 2, &res), -1);
+    ck_assert_int_eq(localquota_charge(lq, &q, 1.0, t + 2, &res), -1);
     one("relay:qc:h:s0", HOUR, 3);
     ck_assert_int_eq(admitted_run(1.0, t + 3), 1);
 }

@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_lookcache - the process-local copy of MAIL FROM lookups (lookcache.h):
  * a copy answers only its own key, whole and unchanged; it ages out after
- * LC_MAX_AGE_MS; a thousand busy customers all stay (sets, not one slot per
+ * LOOKCACHE_MAX_AGE_MS; a thousand busy customers all stay (sets, not one slot per
  * hash); more keys than slots never mix answers; keys that differ only in
  * where one part ends and the next begins stay apart; an answer over
- * LC_ENTRY_MAX is not kept; concurrent use is safe.
+ * LOOKCACHE_ENTRY_MAX is not kept; concurrent use is safe.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,12 +19,12 @@ static struct lookcache lc;
 
 static void setup(void)
 {
-    lc_init(&lc);
+    lookcache_init(&lc);
 }
 
 static void teardown(void)
 {
-    lc_free(&lc);
+    lookcache_free(&lc);
 }
 
 static struct store_lookup_res answer(const char *customer, int nfields)
@@ -49,10 +50,10 @@ START_TEST(miss_then_hit_whole_copy)
     struct store_lookup_req req = {"login", "acme", "acme.example"};
     struct store_lookup_res in = answer("acme", STORE_FIELDS_MAX), out;
 
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 0);
-    lc_put(&lc, &req, &in);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 0);
+    lookcache_put(&lc, &req, &in);
     memset(&out, 0x55, sizeof(out));
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 1);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 1);
     ck_assert_str_eq(out.customer, "acme");
     ck_assert_str_eq(out.dom_level, "acme.example");
     ck_assert_int_eq(out.dom_member, 1);
@@ -73,8 +74,8 @@ START_TEST(no_fields_and_null_parts)
     struct store_lookup_req same = {"", "ip:192.0.2.1", ""};
     struct store_lookup_res in = answer("", 0), out;
 
-    lc_put(&lc, &req, &in);
-    ck_assert_int_eq(lc_get(&lc, &same, &out), 1);
+    lookcache_put(&lc, &req, &in);
+    ck_assert_int_eq(lookcache_get(&lc, &same, &out), 1);
     ck_assert_int_eq(out.nfields, 0);
     ck_assert_str_eq(out.customer, "");
 }
@@ -87,10 +88,10 @@ START_TEST(keys_stay_apart)
     struct store_lookup_req c = {"ab", "c", "e.example"};
     struct store_lookup_res ra = answer("first", 1), out;
 
-    lc_put(&lc, &a, &ra);
-    ck_assert_int_eq(lc_get(&lc, &b, &out), 0);
-    ck_assert_int_eq(lc_get(&lc, &c, &out), 0);
-    ck_assert_int_eq(lc_get(&lc, &a, &out), 1);
+    lookcache_put(&lc, &a, &ra);
+    ck_assert_int_eq(lookcache_get(&lc, &b, &out), 0);
+    ck_assert_int_eq(lookcache_get(&lc, &c, &out), 0);
+    ck_assert_int_eq(lookcache_get(&lc, &a, &out), 1);
     ck_assert_str_eq(out.customer, "first");
 }
 END_TEST
@@ -100,9 +101,9 @@ START_TEST(newer_copy_replaces)
     struct store_lookup_req req = {"", "acme", "acme.example"};
     struct store_lookup_res one = answer("one", 3), two = answer("two", 1), out;
 
-    lc_put(&lc, &req, &one);
-    lc_put(&lc, &req, &two);
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 1);
+    lookcache_put(&lc, &req, &one);
+    lookcache_put(&lc, &req, &two);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 1);
     ck_assert_str_eq(out.customer, "two");
     ck_assert_int_eq(out.nfields, 1);
 }
@@ -111,7 +112,7 @@ END_TEST
 /* More keys than slots: every answer given is the one put for that key. */
 START_TEST(collisions_never_mix)
 {
-    enum { N = LC_SLOTS * 3 };
+    enum { N = LOOKCACHE_SLOTS * 3 };
     char name[32];
     int hits = 0;
 
@@ -119,27 +120,27 @@ START_TEST(collisions_never_mix)
         snprintf(name, sizeof(name), "cust%d", i);
         struct store_lookup_req req = {"", name, ""};
         struct store_lookup_res in = answer(name, i % 4);
-        lc_put(&lc, &req, &in);
+        lookcache_put(&lc, &req, &in);
     }
     for (int i = 0; i < N; i++) {
         struct store_lookup_res out;
         snprintf(name, sizeof(name), "cust%d", i);
         struct store_lookup_req req = {"", name, ""};
-        if (lc_get(&lc, &req, &out)) {
+        if (lookcache_get(&lc, &req, &out)) {
             hits++;
             ck_assert_str_eq(out.customer, name);
             ck_assert_int_eq(out.nfields, i % 4);
         }
     }
     ck_assert_int_gt(hits, 0);
-    ck_assert_int_le(hits, LC_SLOTS);
+    ck_assert_int_le(hits, LOOKCACHE_SLOTS);
 }
 END_TEST
 
 /* The working set of a busy relay, a few thousand customers, stays whole. */
 START_TEST(working_set_kept)
 {
-    enum { N = LC_SLOTS / 2 };
+    enum { N = LOOKCACHE_SLOTS / 2 };
     char name[32];
     int hits = 0;
 
@@ -147,19 +148,19 @@ START_TEST(working_set_kept)
         snprintf(name, sizeof(name), "customer-%d", i);
         struct store_lookup_req req = {name, name, "example.com"};
         struct store_lookup_res in = answer(name, 1);
-        lc_put(&lc, &req, &in);
+        lookcache_put(&lc, &req, &in);
     }
     for (int i = 0; i < N; i++) {
         struct store_lookup_res out;
         snprintf(name, sizeof(name), "customer-%d", i);
         struct store_lookup_req req = {name, name, "example.com"};
-        hits += lc_get(&lc, &req, &out);
+        hits += lookcache_get(&lc, &req, &out);
     }
     ck_assert_int_ge(hits, N * 95 / 100);
 }
 END_TEST
 
-/* Long values in every field: more than LC_ENTRY_MAX, looked up every time. */
+/* Long values in every field: more than LOOKCACHE_ENTRY_MAX, looked up every time. */
 START_TEST(large_answer_not_kept)
 {
     struct store_lookup_req req = {"", "acme", ""};
@@ -167,8 +168,8 @@ START_TEST(large_answer_not_kept)
 
     for (int i = 0; i < STORE_FIELDS_MAX; i++)
         memset(in.value[i], '7', STORE_FIELD_LEN - 1);
-    lc_put(&lc, &req, &in);
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 0);
+    lookcache_put(&lc, &req, &in);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 0);
 }
 END_TEST
 
@@ -177,10 +178,10 @@ START_TEST(ages_out)
     struct store_lookup_req req = {"", "acme", ""};
     struct store_lookup_res in = answer("acme", 1), out;
 
-    lc_put(&lc, &req, &in);
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 1);
-    usleep((LC_MAX_AGE_MS + 50) * 1000);
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 0);
+    lookcache_put(&lc, &req, &in);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 1);
+    usleep((LOOKCACHE_MAX_AGE_MS + 50) * 1000);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 0);
 }
 END_TEST
 
@@ -193,8 +194,8 @@ START_TEST(over_long_key_not_kept)
 
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    lc_put(&lc, &req, &in);
-    ck_assert_int_eq(lc_get(&lc, &req, &out), 0);
+    lookcache_put(&lc, &req, &in);
+    ck_assert_int_eq(lookcache_get(&lc, &req, &out), 0);
 }
 END_TEST
 
@@ -207,11 +208,11 @@ static void *hammer(void *arg)
         snprintf(name, sizeof(name), "c%d", (i + id) % 300);
         struct store_lookup_req req = {"", name, ""};
         struct store_lookup_res out;
-        if (lc_get(&lc, &req, &out)) {
+        if (lookcache_get(&lc, &req, &out)) {
             ck_assert_str_eq(out.customer, name);
         } else {
             struct store_lookup_res in = answer(name, i % 5);
-            lc_put(&lc, &req, &in);
+            lookcache_put(&lc, &req, &in);
         }
     }
     return NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_policy - the policy engine (policy.h) event by event, against a fake
  * store with scripted answers, recorded calls and injected failures.

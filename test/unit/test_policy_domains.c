@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_policy_domains - sender domain protection, blocked recipient domains
  * and the events stream in the policy engine (policy.h), and the local

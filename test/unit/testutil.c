@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * testutil - temporary config files and the suite runner; see testutil.h.
  */

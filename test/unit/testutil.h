@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * testutil - shared pieces of the unit tests: temporary config files and a
  * suite runner.

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * redis_pool - a bounded pool of hiredis connections shared by the milter's
+ * rpool - a bounded pool of hiredis connections shared by the milter's
  * threads, with a circuit breaker and Sentinel discovery.
  *
  * Interface:
@@ -10,8 +11,8 @@
  *                                than connect_timeout_ms + command_timeout_ms,
  *                                and returns at once while the circuit is open
  *   rpool_put(p, rc, status)     give it back with the outcome of its call
- *   rpool_status_of(c, r)        the outcome of a reply (RP_OK, RP_BROKEN,
- *                                RP_WRONG_SERVER)
+ *   rpool_status_of(c, r)        the outcome of a reply (RPOOL_OK, RPOOL_BROKEN,
+ *                                RPOOL_WRONG_SERVER)
  *   rpool_script(p, rc, argc, argv, lens)
  *                                run relay.lua: argv[0] and argv[1] are filled
  *                                in here (EVALSHA sha, or EVAL body once the
@@ -23,26 +24,30 @@
  * get and put. A context that saw any error (timeout, EOF, protocol) is freed,
  * never reused: a late reply would otherwise answer the next command.
  *
- * Circuit breaker: after RP_FAIL_THRESHOLD failures in a row the circuit opens
+ * Circuit breaker: after RPOOL_FAIL_THRESHOLD failures in a row the circuit opens
  * and every call fails at once (no timeout paid per message); one probe call
- * is let through after a back-off that doubles up to RP_BACKOFF_MAX_MS, with
+ * is let through after a back-off that doubles up to RPOOL_BACKOFF_MAX_MS, with
  * jitter so that many front-ends do not reconnect in lock step. A successful
  * call closes the circuit. Transitions are logged, not every failure.
  */
-#ifndef RM_REDIS_POOL_H
-#define RM_REDIS_POOL_H
+#ifndef RM_RPOOL_H
+#define RM_RPOOL_H
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
 #include "config.h"
 
-enum { RP_FAIL_THRESHOLD = 3, RP_BACKOFF_BASE_MS = 200, RP_BACKOFF_MAX_MS = 4000 };
+enum {
+    RPOOL_FAIL_THRESHOLD = 3,
+    RPOOL_BACKOFF_BASE_MS = 200,
+    RPOOL_BACKOFF_MAX_MS = 4000
+};
 
 enum rpool_status {
-    RP_OK,          /* the server answered (even with an error reply) */
-    RP_BROKEN,      /* timeout, EOF, protocol error: the connection is dead */
-    RP_WRONG_SERVER /* READONLY and kin: a replica or a demoted primary */
+    RPOOL_OK,          /* the server answered (even with an error reply) */
+    RPOOL_BROKEN,      /* timeout, EOF, protocol error: the connection is dead */
+    RPOOL_WRONG_SERVER /* READONLY and kin: a replica or a demoted primary */
 };
 
 struct rpool;

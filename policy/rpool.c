@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * redis_pool - pooled hiredis connections, circuit breaker, Sentinel; see
- * redis_pool.h.
+ * rpool - pooled hiredis connections, circuit breaker, Sentinel; see
+ * rpool.h.
  */
-#include "redis_pool.h"
+#include "rpool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include "relay_lua.h"
 #include "sentinel.h"
 #include "store.h"
+#include "xalloc.h"
 
 struct rpool {
     /* settings, copied: a pool may outlive the config it was made from */
@@ -39,14 +41,6 @@ struct rpool {
     unsigned gen;
     struct breaker br;
 };
-
-static char *dup_or_null(const char *s)
-{
-    char *d = s ? strdup(s) : NULL;
-    if (s && !d)
-        msg_fatal("out of memory");
-    return d;
-}
 
 static int same_str(const char *a, const char *b)
 {
@@ -77,15 +71,15 @@ void rpool_error(const redisContext *c, const redisReply *r, char *err)
 enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r)
 {
     if (r == NULL || c->err)
-        return RP_BROKEN;
+        return RPOOL_BROKEN;
     /* A replica (READONLY), a primary cut off from its replicas by
      * min-replicas (NOREPLICAS), a replica out of sync (MASTERDOWN), a server
      * still loading: none can take our writes; another server may. */
     if (r->type == REDIS_REPLY_ERROR &&
         (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "NOREPLICAS", 10) == 0 ||
          strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "LOADING", 7) == 0))
-        return RP_WRONG_SERVER;
-    return RP_OK;
+        return RPOOL_WRONG_SERVER;
+    return RPOOL_OK;
 }
 
 /* One command on a fresh connection during setup: AUTH, SELECT, ROLE, SCRIPT
@@ -204,9 +198,7 @@ static struct rconn *conn_open(struct rpool *p, char *err)
         snprintf(p->sha, sizeof(p->sha), "%.40s", r->str);
     pthread_mutex_unlock(&p->lock);
     freeReplyObject(r);
-    struct rconn *rc = malloc(sizeof(*rc));
-    if (rc == NULL)
-        msg_fatal("out of memory");
+    struct rconn *rc = xmalloc(sizeof(*rc));
     rc->ctx = c;
     rc->gen = gen;
     return rc;
@@ -240,15 +232,15 @@ static void forget_primary(struct rpool *p)
 static void record(struct rpool *p, int ok, const char *err)
 {
     if (ok) {
-        if (br_success(&p->br))
+        if (breaker_success(&p->br))
             msg_info("redis: reachable again; circuit closed");
         return;
     }
-    if (br_failure(&p->br, clock_mono_ms()))
+    if (breaker_failure(&p->br, clock_mono_ms()))
         msg_error("redis: %d failures in a row (last: %s); circuit open, messages get "
                   "on_store_error without waiting until a probe succeeds",
-                  RP_FAIL_THRESHOLD, err);
-    else if (br_is_open(&p->br))
+                  RPOOL_FAIL_THRESHOLD, err);
+    else if (breaker_is_open(&p->br))
         msg_warn("redis: probe failed (%s); next try in at most %lld ms", err,
                  p->br.backoff_ms);
 }
@@ -285,7 +277,7 @@ static int wait_slot(struct rpool *p, struct rconn **out)
 int rpool_circuit_open(struct rpool *p)
 {
     pthread_mutex_lock(&p->lock);
-    int open = br_is_open(&p->br);
+    int open = breaker_is_open(&p->br);
     pthread_mutex_unlock(&p->lock);
     return open;
 }
@@ -296,14 +288,14 @@ struct rconn *rpool_get(struct rpool *p, char *err)
     long long wait_ms;
 
     pthread_mutex_lock(&p->lock);
-    if (!br_admit(&p->br, clock_mono_ms(), &wait_ms)) {
+    if (!breaker_admit(&p->br, clock_mono_ms(), &wait_ms)) {
         pthread_mutex_unlock(&p->lock);
         snprintf(err, STORE_ERR_MAX,
                  "redis: unavailable (circuit open, next probe in %lld ms)", wait_ms);
         return NULL;
     }
     if (wait_slot(p, &c) != 0) {
-        br_abandon(&p->br);
+        breaker_abandon(&p->br);
         pthread_mutex_unlock(&p->lock);
         snprintf(err, STORE_ERR_MAX, "redis: all %d connections busy", p->size);
         return NULL;
@@ -325,17 +317,17 @@ void rpool_put(struct rpool *p, struct rconn *c, enum rpool_status status)
     char err[STORE_ERR_MAX];
 
     pthread_mutex_lock(&p->lock);
-    if (status == RP_OK && c->ctx->err == 0 && c->gen == p->gen) {
+    if (status == RPOOL_OK && c->ctx->err == 0 && c->gen == p->gen) {
         p->idle[p->nidle++] = c;
         record(p, 1, NULL);
     } else {
         snprintf(err, sizeof(err), "%s",
-                 status == RP_WRONG_SERVER ? "not a writable primary"
-                 : c->ctx->errstr[0]       ? c->ctx->errstr
-                                           : "connection retired");
-        if (status != RP_OK)
+                 status == RPOOL_WRONG_SERVER ? "not a writable primary"
+                 : c->ctx->errstr[0]          ? c->ctx->errstr
+                                              : "connection retired");
+        if (status != RPOOL_OK)
             record(p, 0, err);
-        if (status != RP_OK)
+        if (status != RPOOL_OK)
             forget_primary(p);
         p->nopen--;
         conn_close(c);
@@ -395,19 +387,17 @@ int rpool_str(const redisReply *r, size_t i, char *out, size_t len, int *trunc)
 
 struct rpool *rpool_new(const struct rm_config *cfg)
 {
-    struct rpool *p = calloc(1, sizeof(*p));
+    struct rpool *p = xcalloc(1, sizeof(*p));
 
-    if (p == NULL ||
-        (p->idle = calloc((size_t)cfg->pool_size, sizeof(*p->idle))) == NULL ||
-        (p->sentinels.v = calloc(cfg->sentinels.n + 1, sizeof(char *))) == NULL)
-        msg_fatal("out of memory");
-    p->host = dup_or_null(cfg->redis_host);
-    p->unix_path = dup_or_null(cfg->redis_unix);
-    p->username = dup_or_null(cfg->redis_username);
-    p->password = dup_or_null(cfg->redis_password);
-    p->master = dup_or_null(cfg->redis_master);
+    p->idle = xcalloc((size_t)cfg->pool_size, sizeof(*p->idle));
+    p->sentinels.v = xcalloc(cfg->sentinels.n + 1, sizeof(char *));
+    p->host = xstrdup_or_null(cfg->redis_host);
+    p->unix_path = xstrdup_or_null(cfg->redis_unix);
+    p->username = xstrdup_or_null(cfg->redis_username);
+    p->password = xstrdup_or_null(cfg->redis_password);
+    p->master = xstrdup_or_null(cfg->redis_master);
     for (size_t i = 0; i < cfg->sentinels.n; i++)
-        p->sentinels.v[p->sentinels.n++] = dup_or_null(cfg->sentinels.v[i]);
+        p->sentinels.v[p->sentinels.n++] = xstrdup_or_null(cfg->sentinels.v[i]);
     p->port = cfg->redis_port;
     p->db = cfg->redis_db;
     p->connect_ms = cfg->connect_timeout_ms;
@@ -415,8 +405,8 @@ struct rpool *rpool_new(const struct rm_config *cfg)
     p->size = cfg->pool_size;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    br_init(&p->br, RP_FAIL_THRESHOLD, RP_BACKOFF_BASE_MS, RP_BACKOFF_MAX_MS,
-            (unsigned)time(NULL) ^ (unsigned)(size_t)p);
+    breaker_init(&p->br, RPOOL_FAIL_THRESHOLD, RPOOL_BACKOFF_BASE_MS,
+                 RPOOL_BACKOFF_MAX_MS, (unsigned)time(NULL) ^ (unsigned)(size_t)p);
     return p;
 }
 
