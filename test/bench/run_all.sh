@@ -12,6 +12,9 @@
 #                  (about 3 minutes)
 #   --build DIR    where relaymilter and test/bench/milterload were built
 #                  (default: ./build of the repository)
+#   --keys PATH    the rm-keys program (test/lib/rm_keys.c: key names as
+#                  policy/keys.c builds them; default: test/lib/rm-keys
+#                  beside relaymilter)
 #   --only LIST    comma-separated sections: milter,postfix,redis,scale
 #   --max-wait S   wait at most S seconds per section for a quiet machine
 #                  (default 1200; 0: measure at once; env BENCH_LOAD_WAIT)
@@ -35,7 +38,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-quick="" long="" build="$top/build" milter="" load="" only="milter,postfix,redis,scale"
+quick="" long="" build="$top/build" milter="" load="" keys=""
+only="milter,postfix,redis,scale"
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=--quick ;;
@@ -43,6 +47,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --milter) milter=$2; shift ;;
     --milterload) load=$2; shift ;;
+    --keys) keys=$2; shift ;;
     --only) only=$2; shift ;;
     --max-wait) export BENCH_LOAD_WAIT=$2; shift ;;
     --load-limit) export BENCH_LOAD_LIMIT=$2; shift ;;
@@ -53,6 +58,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$milter" ] || milter=$build/relaymilter
 [ -n "$load" ] || load=$build/test/bench/milterload
+[ -n "$keys" ] || keys=$(dirname "$milter")/test/lib/rm-keys
+export RM_KEYS=$keys
 if [ ! -x "$milter" ]; then
     echo "run_all.sh: no relaymilter at $milter (build first, or --milter PATH)" >&2
     exit 2
@@ -65,7 +72,7 @@ fi
 # Beside a private redis-server, once.
 if [ -z "${RM_REDIS_PORT:-}" ]; then
     exec "$top/test/lib/with-redis" "$0" $quick $long --milter "$milter" \
-        --milterload "$load" --only "$only"
+        --milterload "$load" --keys "$keys" --only "$only"
 fi
 
 results=$(mktemp /tmp/rm-bench-results.XXXXXX)

@@ -23,7 +23,8 @@ import signal
 import sys
 import unittest
 
-from postfix_harness import Harness
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from postfix_harness import Harness  # noqa: E402
 
 MILTER = None  # path of the relaymilter binary
 

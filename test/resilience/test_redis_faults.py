@@ -29,6 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rharness as h  # noqa: E402
+import keynames  # noqa: E402
 
 MILTER = None
 CONNECT_MS = COMMAND_MS = 100
@@ -102,7 +103,8 @@ class FaultCase(unittest.TestCase):
                         "messages_per_minute 0 for sasl:%s" % OVER in rec.text:
                     refused_at = rec.t_end
             if counted_at is None:
-                counts = [h.redis_try(self.redis.port, "HGET", "relay:qc:m:sasl:" + c, "m")
+                counts = [h.redis_try(self.redis.port, "HGET",
+                                       keynames.counter("m", "sasl:" + c), "m")
                           for c in customers]
                 if all(c is not None and int(c) > 0 for c in counts):
                     counted_at = time.monotonic()
@@ -237,7 +239,8 @@ class FaultCase(unittest.TestCase):
         # the message got 451 4.3.0 yet is counted. At most one per pooled
         # connection that was in flight when Redis stopped.
         accepted = collections.Counter(r.customer for r in records if r.verdict == "accept")
-        counted = {c: int(h.redis_try(self.redis.port, "HGET", "relay:qc:d:sasl:" + c, "m") or 0)
+        counted = {c: int(h.redis_try(self.redis.port, "HGET",
+                                         keynames.counter("d", "sasl:" + c), "m") or 0)
                    for c in LOAD}
         phantom = sum(counted[c] - accepted[c] for c in LOAD)
         report("hang/tempfail", "day counters in Redis %s vs accepted %s: %d charges for "

@@ -31,6 +31,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rharness as h  # noqa: E402
+import keynames  # noqa: E402
 import milterclient as mc  # noqa: E402
 
 MILTER = None
@@ -111,7 +112,7 @@ class SentinelCase(unittest.TestCase):
     def counters(self, port):
         """(e, m) of every load customer's day counter: it changes only when
         the milter writes to that server."""
-        return [tuple(h.redis_try(port, "HMGET", "relay:qc:d:sasl:" + c, "e", "m") or ())
+        return [tuple(h.redis_try(port, "HMGET", keynames.counter("d", "sasl:" + c), "e", "m") or ())
                 for c in LOAD]
 
     def wait_counters_land(self, port, base, timeout):
