@@ -47,23 +47,11 @@ FOLLOW_S = 10.0
 LOAD = ["load0", "load1", "load2", "load3"]
 
 
-def report(name, text):
-    print("measured: %s: %s" % (name, text), file=sys.stderr, flush=True)
-
 
 def role(port):
     r = h.redis_try(port, "ROLE")
     return r[0] if r else None
 
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 class SentinelCase(unittest.TestCase):
@@ -75,7 +63,7 @@ class SentinelCase(unittest.TestCase):
         self.replica = h.Redis(self.work, args=["--replicaof", "127.0.0.1",
                                                 str(self.primary.port)]).start()
         self.addCleanup(self.replica.stop)
-        self.assertTrue(wait_for(lambda: "master_link_status:up" in (h.redis_try(
+        self.assertTrue(h.wait_for(lambda: "master_link_status:up" in (h.redis_try(
             self.replica.port, "INFO", "replication") or ""), 10.0),
             "the replica did not sync")
         self.sentinels = []
@@ -90,7 +78,7 @@ class SentinelCase(unittest.TestCase):
             infos = [s.master_info() for s in self.sentinels]
             return all(i.get("num-slaves") == "1" and i.get("num-other-sentinels") == "2"
                        for i in infos)
-        self.assertTrue(wait_for(ready, 20.0, 0.1),
+        self.assertTrue(h.wait_for(ready, 20.0, 0.1),
                         "the sentinels did not discover each other and the replica")
         self.setup_s = time.monotonic() - t0
         port = h.free_port()
@@ -116,7 +104,7 @@ class SentinelCase(unittest.TestCase):
                 for c in LOAD]
 
     def wait_counters_land(self, port, base, timeout):
-        t = wait_for(lambda: self.counters(port) != base and time.monotonic(), timeout)
+        t = h.wait_for(lambda: self.counters(port) != base and time.monotonic(), timeout)
         return t
 
     def check_answers(self, records):
@@ -158,7 +146,7 @@ class SentinelCase(unittest.TestCase):
         time.sleep(1.5)
         t_kill = time.monotonic()
         self.primary.kill(signal.SIGKILL)
-        t_prom = wait_for(lambda: role(new) == "master" and time.monotonic(), FAILOVER_S)
+        t_prom = h.wait_for(lambda: role(new) == "master" and time.monotonic(), FAILOVER_S)
         self.assertTrue(t_prom, "the sentinels did not promote the replica within "
                         "%.0f s" % FAILOVER_S)
         base = self.counters(new)
@@ -177,7 +165,7 @@ class SentinelCase(unittest.TestCase):
         self.assertTrue(after and all(r.verdict == "accept" for r in after),
                         "messages after the milter followed were not all accepted")
         count, window = self.check_refusals(records, t_kill, t_follow + 0.5)
-        report("sentinel/kill",
+        h.report("sentinel/kill",
                "%d messages, %d answers: max %.1f ms, p99 %.1f ms (bound %d ms); sentinel "
                "setup %.1f s; promoted %.2f s after the kill; milter followed %.2f s, "
                "counters on the new primary %.2f s after the promotion; %d messages "
@@ -193,9 +181,9 @@ class SentinelCase(unittest.TestCase):
         time.sleep(1.0)
         t_fo = time.monotonic()
         h.redis_cmd(self.sentinels[0].port, "SENTINEL", "FAILOVER", "mymaster")
-        t_prom = wait_for(lambda: role(new) == "master" and time.monotonic(), 15.0)
+        t_prom = h.wait_for(lambda: role(new) == "master" and time.monotonic(), 15.0)
         self.assertTrue(t_prom, "SENTINEL FAILOVER did not promote the replica")
-        self.assertTrue(wait_for(lambda: all(s.master_addr() == ("127.0.0.1", new)
+        self.assertTrue(h.wait_for(lambda: all(s.master_addr() == ("127.0.0.1", new)
                                              for s in self.sentinels), 10.0),
                         "the sentinels do not agree on the new primary")
         base = self.counters(new)
@@ -215,7 +203,7 @@ class SentinelCase(unittest.TestCase):
         self.assertTrue(t_land, "no counter landed on the new primary")
         self.assertEqual(role(old), "slave")
         count, window = self.check_refusals(records, t_dem, follow[0] + 0.5)
-        report("sentinel/readonly",
+        h.report("sentinel/readonly",
                "%d messages, %d answers: max %.1f ms, p99 %.1f ms; promoted %.2f s after "
                "SENTINEL FAILOVER; after REPLICAOF on the old primary: READONLY "
                "logged %.2f s, new primary used %.2f s, counters landed %.2f s later; "
