@@ -141,6 +141,24 @@ for s in SIGHUP SIGTERM SIGINT "EXIT STATUS" FILES EXAMPLES RELAYMILTER_LOG_STDE
     check "relaymilter(8) has $s" grep -qF "$s" "$tmp/m8.txt"
 done
 
+# Every option and command that `relaymilter-ctl help` lists is in
+# relaymilter-ctl(1), and the sections a support person looks for.
+plain "$d/usr/share/man/man1/relaymilter-ctl.1" >"$tmp/m1.txt"
+ctl_help=$("$d/usr/bin/relaymilter-ctl" help)
+ctl_opts=$(grep -oE -- '(^|[[:space:]])--?[a-zA-Z]+' <<<"$ctl_help" | tr -d ' ' | sort -u)
+[ "$(wc -w <<<"$ctl_opts")" -ge 10 ] || fail "could not read the options of relaymilter-ctl help"
+for o in $ctl_opts; do
+    check "relaymilter-ctl(1) documents $o" grep -qE -- "(^|[[:space:],])$o([[:space:],]|$)" "$tmp/m1.txt"
+done
+ctl_cmds=$(sed -n '/^Commands:/,/^$/p' <<<"$ctl_help" | awk '/^  [a-z]/ { print $1 }' | sort -u)
+[ "$(wc -w <<<"$ctl_cmds")" -ge 14 ] || fail "could not read the commands of relaymilter-ctl help"
+for c in $ctl_cmds; do
+    check "relaymilter-ctl(1) documents command $c" grep -qE "^ {7}$c( |$)" "$tmp/m1.txt"
+done
+for s in "EXIT STATUS" "JSON OUTPUT" ENVIRONMENT REDISCLI_AUTH RELAYMILTER_CONF EXAMPLES; do
+    check "relaymilter-ctl(1) has $s" grep -qF "$s" "$tmp/m1.txt"
+done
+
 # Every key of config.c's table, as group.name (or name at the top level),
 # and every group, in relaymilter.conf(5).
 keys=$(sed -n 's/^ *{"\([a-z]*\)", "\([a-z_]*\)", CT_.*/\1.\2/p' "$src/policy/config.c" | sed 's/^\.//')
