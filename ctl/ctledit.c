@@ -388,7 +388,7 @@ static int reset_confirmed(const struct reset *rs)
         return 1;
     fprintf(stderr, "delete %zu counter key%s of %s, every window? [y/N] ", rs->n,
             rs->n == 1 ? "" : "s", reset_what(rs, what, sizeof(what)));
-    fflush(stderr);
+    (void)fflush(stderr);
     if (fgets(answer, sizeof(answer), stdin) == NULL)
         return 0;
     return strcmp(answer, "y\n") == 0 || strcmp(answer, "yes\n") == 0 ||

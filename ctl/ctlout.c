@@ -17,7 +17,7 @@ void ctlout_err(const char *fmt, ...)
 {
     va_list ap;
 
-    fflush(stdout); /* a note belongs before the output it is about */
+    (void)fflush(stdout); /* a note belongs before the output it is about */
     fputs("relaymilter-ctl: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -33,7 +33,7 @@ const char *ctlout_shown(const char *s)
     size_t n = 0, i;
 
     next = (next + 1) % CTLOUT_NSHOWN;
-    for (i = 0; s[i] && i < CTLOUT_SHOWN_MAX; i++) {
+    for (i = 0; i < CTLOUT_SHOWN_MAX && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
             n += (size_t)snprintf(b + n, 5, "\\x%02x", c);
@@ -160,7 +160,7 @@ void ctlout_json_str(struct ctlout_json *j, const char *s, size_t len)
         else if ((n = utf8_len(u + i, len - i)) == 0)
             fputs("\\ufffd", j->f);
         else {
-            fwrite(u + i, 1, n, j->f);
+            fprintf(j->f, "%.*s", (int)n, (const char *)(u + i));
             i += n - 1;
         }
     }
