@@ -31,6 +31,16 @@ install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/sendmail.mc
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
+# The topic documents (README says which is which).
+install(FILES
+          ${CMAKE_CURRENT_SOURCE_DIR}/README
+          ${CMAKE_CURRENT_SOURCE_DIR}/INSTALL
+          ${CMAKE_CURRENT_SOURCE_DIR}/SECURITY
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/OPERATIONS
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/PERFORMANCE
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/CI
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.8
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.conf.5
