@@ -322,6 +322,8 @@ static void reset_unique(struct reset *rs)
 {
     size_t out = 0;
 
+    if (rs->n == 0) /* no array at all: qsort may not be given NULL */
+        return;
     qsort(rs->keys, rs->n, sizeof(*rs->keys), by_name);
     for (size_t i = 0; i < rs->n; i++) {
         if (out > 0 && strcmp(rs->keys[out - 1], rs->keys[i]) == 0)
