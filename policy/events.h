@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * events - the entries of the events stream PREFIX events (relaymilter.conf(5),
- * "REDIS KEYS"): their field names, and the XADD that writes one.
+ * events - the entries of the events stream PREFIX events (doc/OPERATIONS,
+ * "Events"): their field names, and the XADD that writes one.
  *
  * Interface:
  *   events_field_name[]   the field names, in the order an entry is written:
