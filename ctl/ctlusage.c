@@ -375,10 +375,11 @@ int ctlusage_known(struct ctl *ctl, const char *customer, int *known)
 
 void ctlusage_note_unknown(const struct ctl *ctl, const char *customer)
 {
-    ctlout_err("note: \"%s\" is not a customer the config or Redis knows (not in %s, "
+    ctlout_err("note: \"%s\" is not a customer the config or Redis knows (%s%s, "
                "no limits hash, no counters, no SASL login mapped to it): check the "
                "spelling",
-               ctlout_shown(customer), ctl->conf ? ctl->conf : "the built-in defaults");
+               ctlout_shown(customer), ctl->conf ? "not in " : "no config file",
+               ctl->conf ? ctl->conf : "");
 }
 
 /* ---- text ---------------------------------------------------------------- */
