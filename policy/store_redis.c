@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "blockset.h"
+#include "events.h"
 #include "identity.h"
 #include "keys.h"
 #include "lookcache.h"
@@ -340,19 +341,15 @@ static int redis_event(struct store *base, const struct store_event *ev, char *e
     keys_events(key, sizeof(key), s->prefix);
     snprintf(maxlen, sizeof(maxlen), "%d", s->events_maxlen);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {
-        "XADD",   key,        "MAXLEN",   "~",        maxlen,       "*",
-        "time",   now,        "queue_id", ev->qid,    "customer",   ev->customer,
-        "login",  ev->login,  "sender",   ev->sender, "recipients", ev->recipients,
-        "reason", ev->reason, "action",   ev->action};
-    enum { ARGC = sizeof(argv) / sizeof(argv[0]) };
-    size_t lens[ARGC];
-    for (int i = 0; i < ARGC; i++)
+    const char *argv[EVENTS_XADD_ARGC];
+    size_t lens[EVENTS_XADD_ARGC];
+    int argc = events_xadd_argv(argv, key, maxlen, now, ev);
+    for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     struct rconn *c = rpool_get(s->pool, err);
     if (c == NULL)
         return -1;
-    redisReply *r = redisCommandArgv(c->ctx, ARGC, argv, lens);
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_STRING)
         rc = 0;
     else

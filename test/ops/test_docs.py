@@ -13,7 +13,7 @@ SECURITY, doc/*, the man pages) is read:
     it names must exist (a renamed key leaves no stale page behind), and each
     path of the tree it names must exist;
   - relaymilter.conf(5) documents every key, group, limit field and range,
-    relaymilter(8) every option, relaymilter-ctl(1) every command,
+    relaymilter(8) every option, relaymilter-ctl(1) every command and option,
     doc/OPERATIONS every metric; the man pages render without a warning and
     the EXAMPLE of relaymilter.conf(5) is a valid file;
   - INSTALL lists the same main.cf lines as postfix-example/main.cf;
@@ -134,6 +134,12 @@ def ctl_commands():
     return set(re.findall(r"^  ([a-z]+)\b", body, re.M))
 
 
+def ctl_options():
+    text = run(CTL, "help").stdout
+    body = text.split("Commands:", 1)[0]
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", body))
+
+
 # ---- the pages -------------------------------------------------------------
 
 def plain_man(name):
@@ -207,6 +213,8 @@ def main():
         options, commands = milter_options(), ctl_commands()
         check({"c", "t", "p", "V", "h"} <= options, "relaymilter -h: %s" % sorted(options))
         check(len(commands) >= 10, "relaymilter-ctl help: %s" % sorted(commands))
+        ctl_opts = ctl_options()
+        check(len(ctl_opts) >= 10, "relaymilter-ctl help options: %s" % sorted(ctl_opts))
 
         texts = page_texts()
         for page, text in texts.items():
@@ -236,6 +244,13 @@ def main():
             check(s in m8, "relaymilter(8) has " + s)
         for c in sorted(commands):
             check(re.search(r"\b%s\b" % c, m1), "relaymilter-ctl(1) documents " + c)
+        m1_options = m1.split("\nOPTIONS\n", 1)[-1].split("\nCOMMANDS\n", 1)[0]
+        for o in sorted(ctl_opts):
+            check(re.search(r"^ {7}(.*[\s,])?%s([\s,]|$)" % o, m1_options, re.M),
+                  "relaymilter-ctl(1) documents %s under OPTIONS" % o)
+        for s in ("EXIT STATUS", "JSON OUTPUT", "ENVIRONMENT", "REDISCLI_AUTH",
+                  "RELAYMILTER_CONF", "EXAMPLES"):
+            check(s in m1, "relaymilter-ctl(1) has " + s)
         for m in sorted(metrics):
             check(m in texts["doc/OPERATIONS"], "doc/OPERATIONS documents metric " + m)
         for man in MANS:
