@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # install.cmake - what `cmake --install` puts beside the daemon.
 #
-#   bin/relaymilter-ctl                             the support helper
+#   bin/relaymilter-ctl                             the support tool
 #   share/doc/relaymilter/examples/                 relaymilter.conf, Postfix
 #                                                   and Sendmail snippets
 #   share/man/man8/relaymilter.8                    the daemon
 #   share/man/man5/relaymilter.conf.5               its configuration file
-#   share/man/man1/relaymilter-ctl.1                the helper
+#   share/man/man1/relaymilter-ctl.1                the tool
 #   RM_SYSTEMD_UNITDIR/relaymilter.service          the systemd unit
 #
 # Nothing is written to /etc: the sample configuration is an example, and an
@@ -22,8 +22,7 @@ option(RM_INSTALL_SYSTEMD "install the systemd unit" ON)
 set(RM_SYSTEMD_UNITDIR "" CACHE PATH
     "directory for relaymilter.service (empty: chosen from the install prefix)")
 
-install(PROGRAMS ${CMAKE_CURRENT_SOURCE_DIR}/scripts/relaymilter-ctl
-        DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS relaymilter-ctl DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/relaymilter.conf
@@ -31,6 +30,16 @@ install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/master.cf
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/sendmail.mc
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+
+# The topic documents (README says which is which).
+install(FILES
+          ${CMAKE_CURRENT_SOURCE_DIR}/README
+          ${CMAKE_CURRENT_SOURCE_DIR}/INSTALL
+          ${CMAKE_CURRENT_SOURCE_DIR}/SECURITY
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/OPERATIONS
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/PERFORMANCE
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/CI
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.8
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)

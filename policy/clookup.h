@@ -8,9 +8,9 @@
  * header), and the limits and domain keys to read depend on what the sasl
  * hash and the sender domain say. So the reads are single-key commands, sent
  * in one round trip per node they touch, to all those nodes at once
- * (route_batch): SPEC 7 allows one call per node touched at MAIL FROM on a
- * cluster, and the lookup copy (lookcache.h) keeps a busy customer at one
- * lookup a second. The limits hash read with them is that of the customer the
+ * (route_batch): on a cluster MAIL FROM may cost one call per node it
+ * touches (doc/CLUSTER, "One call per node"), and the lookup copy
+ * (lookcache.h) keeps a busy customer at one lookup a second. The limits hash read with them is that of the customer the
  * sasl hash named the last time (lastread.h), or the fallback: right nearly
  * always, and when the hash now names another customer, that customer's
  * limits (and domain membership) are read in a second round.

@@ -297,6 +297,7 @@ static int load_top(struct loader *ld, struct rm_config *cfg, const config_setti
         if (cfg_load_limits(ld, s, "limits", &over) != 0)
             return -1;
         lim_overlay(&cfg->limits, &over);
+        lim_overlay(&cfg->limits_given, &over);
         return 0;
     }
     if (strcmp(name, "customers") == 0)
@@ -426,6 +427,13 @@ void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set 
         lim_overlay(out, &cfg->customers[cust].limits);
 }
 
+enum cfg_limit_source cfg_limit_source(const struct rm_config *cfg, int cust, int field)
+{
+    if (cust >= 0 && cfg->customers[cust].limits.set[field])
+        return CFG_LIM_CUSTOMER;
+    return cfg->limits_given.set[field] ? CFG_LIM_LIMITS : CFG_LIM_BUILTIN;
+}
+
 const char *cfg_domain_level(const struct rm_config *cfg, const char *domain)
 {
     for (const char *d = domain; d != NULL; d = dom_parent(d))
@@ -451,6 +459,11 @@ int cfg_domain_owner(const struct rm_config *cfg, const char *level, const char 
 const char *cfg_store_error_name(int mode)
 {
     return store_error_names[mode];
+}
+
+const char *cfg_sasl_unknown_name(int mode)
+{
+    return sasl_unknown_names[mode];
 }
 
 /* ---- printing (relaymilter -p) ---------------------------------------- */
@@ -514,9 +527,12 @@ static void print_param(FILE *out, const struct rm_config *cfg, const struct cfg
     case CT_STRLIST:
         print_strlist(out, (const struct cfg_strlist *)base);
         break;
-    case CT_SHARE:
-        fprintf(out, "%.6f", *(const double *)base);
+    case CT_SHARE: {
+        double d;
+        memcpy(&d, base, sizeof(d)); /* base points at a double member */
+        fprintf(out, "%.6f", d);
         break;
+    }
     }
     fputs(";\n", out);
 }

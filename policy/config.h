@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * config - the relaymilter.conf loader (libconfig syntax, SPEC 4).
+ * config - the relaymilter.conf loader (libconfig syntax, relaymilter.conf(5)).
  *
  * Interface:
  *   cfg_load(path, err, errlen)   parse and validate; NULL with "FILE:LINE: what"
@@ -17,7 +17,10 @@
  *   cfg_customer_by_sasl(cfg, login)    customer index or -1; login canonical
  *   cfg_customer_by_addr(cfg, addr)     longest networks prefix, or -1
  *   cfg_customer_find(cfg, name)        customer index by name, or -1
+ *   cfg_sasl_unknown_name(mode)         "own", "refuse", "tempfail"
  *   cfg_effective_limits(cfg, cust, out)  built-in < limits < customers[].limits
+ *   cfg_limit_source(cfg, cust, field)  which of those three gives a field its
+ *                                       value (CFG_LIM_BUILTIN ...)
  *   cfg_domain_level(cfg, domain)       the most specific suffix of a canonical
  *                                       domain that some customers[].domains
  *                                       names (pointer into domain), or NULL
@@ -45,6 +48,8 @@ enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL, CFG_SE_LOCAL };
 enum cfg_aborted_charge { CFG_AC_REFUND, CFG_AC_KEEP };
 /* sasl.unknown: what a login that names no customer gets */
 enum cfg_sasl_unknown { CFG_SU_OWN, CFG_SU_REFUSE, CFG_SU_TEMPFAIL };
+/* where a limit field's value in the config comes from */
+enum cfg_limit_source { CFG_LIM_BUILTIN, CFG_LIM_LIMITS, CFG_LIM_CUSTOMER };
 
 struct cfg_strlist {
     char **v;
@@ -91,7 +96,8 @@ struct rm_config {
     int sasl_unknown;
     char *metrics_listen; /* "HOST:PORT" of /metrics, NULL: off */
     int log_level;
-    struct lim_set limits; /* every field set: built-in overlaid by limits{} */
+    struct lim_set limits;       /* every field set: built-in overlaid by limits{} */
+    struct lim_set limits_given; /* only the fields limits{} sets */
     struct cfg_customer *customers;
     size_t ncustomers;
     struct net_prefix *networks; /* value = customer index */
@@ -107,9 +113,11 @@ int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login);
 int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr);
 int cfg_customer_find(const struct rm_config *cfg, const char *name);
 void cfg_effective_limits(const struct rm_config *cfg, int cust, struct lim_set *out);
+enum cfg_limit_source cfg_limit_source(const struct rm_config *cfg, int cust, int field);
 const char *cfg_domain_level(const struct rm_config *cfg, const char *domain);
 int cfg_domain_owner(const struct rm_config *cfg, const char *level,
                      const char *customer);
 const char *cfg_store_error_name(int mode);
+const char *cfg_sasl_unknown_name(int mode);
 
 #endif

@@ -21,7 +21,7 @@
  *       relaymilter makes itself carry, so that a login or an address can
  *       never become a configured customer. No name may be empty, be longer
  *       than IDENTITY_NAME_MAX, or hold '{', '}' or a control character
- *       (relaymilter.conf(5), "REDIS KEYS").
+ *       (doc/OPERATIONS, "Redis keys").
  *   identity_reserved[]    the IDENTITY_NRESERVED reserved prefixes
  *   identity_forbidden[]   the characters no name may hold: '{', '}' (a
  *                          Redis Cluster hash tag) and the control characters

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * keys - the name of every Redis key relaymilter reads or writes, built in
- * one place (relaymilter.conf(5), "REDIS KEYS"). The daemon, relaymilter-ctl
+ * one place (doc/OPERATIONS, "Redis keys"). The daemon, relaymilter-ctl
  * and the tests take key names from here; nothing else spells them.
  *
  * Interface (each writes a NUL-terminated name into buf and returns its

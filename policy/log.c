@@ -17,12 +17,14 @@
 static atomic_int log_level = LOG_LVL_INFO;
 static int log_stderr;
 static int log_syslog = 1;
+static const char *log_ident = "relaymilter"; /* the program, on stderr lines */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_open(const char *ident, int to_stderr)
 {
     openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    log_ident = ident;
     log_stderr = to_stderr;
     /* Without a syslog socket (a container), glibc retries socket() and
      * connect() for every line, under its lock; with the stderr copy on,
@@ -56,7 +58,7 @@ static void log_vemit(int prio, const char *tag, const char *fmt, va_list ap)
     if (log_syslog)
         syslog(prio, "%s%s", tag, line);
     if (log_stderr)
-        fprintf(stderr, "relaymilter: %s%s\n", tag, line);
+        fprintf(stderr, "%s: %s%s\n", log_ident, tag, line);
 }
 
 #define LOG_BODY(lvl, prio, tag)                                                         \

@@ -3,7 +3,9 @@
  * log - graded logging to syslog (facility mail) and, when it is a tty, stderr.
  *
  * Interface:
- *   log_open(ident, to_stderr)   once, before any thread starts
+ *   log_open(ident, to_stderr)   once, before any thread starts; ident names
+ *                                the program in syslog and on stderr (it must
+ *                                stay valid: a string literal)
  *   log_set_level(level)         LOG_LVL_* from the config; safe at any time
  *   log_level_parse(name)        "debug".."error" -> level, -1 when unknown
  *   msg_debug/info/warn/error()  one line each, printf-style

@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: BSD-2-Clause
 -- lookup.lua - the MAIL FROM lookup of relaymilter on one Redis primary
--- (with or without Sentinel): one round trip for what SPEC 7 allows one.
+-- (with or without Sentinel): one round trip, the one a message may cost at
+-- MAIL FROM (doc/OPERATIONS, "What happens to a message").
 --
 -- KEYS[1] = PREFIX.."sasl", KEYS[2] = PREFIX.."limits:"..FALLBACK
 -- ARGV[1] = SASL login, canonical ("" when none),

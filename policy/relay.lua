@@ -1,6 +1,6 @@
 #!lua
 -- SPDX-License-Identifier: BSD-2-Clause
--- relay.lua - the quota script of relaymilter: charge and refund.
+-- relay.lua - the quota script of relaymilter: charge, refund, usage.
 --
 -- ARGV[1] selects the operation. Every operation is one round trip and runs
 -- atomically inside Redis, which is what makes N milters on N hosts share one
@@ -23,6 +23,19 @@
 -- refund  as charge without the events stream, and after the per-key
 --         arguments only the charge time; gives back what that charge took,
 --         if its buckets are still there.
+--
+-- usage   KEYS[i] = counter hash of one (subject, window); reads, never writes
+--         ARGV[1 + i] = window ms of KEYS[i]
+--         -> { now_ms, { garbage, present, est_m, est_r, m, r, pm, pr,
+--                        decay_m_ms, decay_r_ms } per key }
+--         garbage 1: the hash holds something that is not a count, which the
+--         charge refuses (the counter is full until the key goes); present 1:
+--         the key exists. est_m / est_r are the estimates over the last W as
+--         the charge computes them (estimate below), and m r pm pr the counts
+--         as of the current window; all six as text, since Redis would cut a
+--         Lua number in a reply to an integer. decay_*_ms: how long until that
+--         count has left the window entirely (0: nothing counted; -1: garbage).
+--         relaymilter-ctl usage prints this; the arithmetic lives here only.
 --
 -- Counter hash (sliding window counter): e = number of the current fixed
 -- window (floor(now / W)), m / r = messages / recipients in it, pm / pr =
@@ -55,7 +68,7 @@ local function try(cmd, key, ...) return keyed(redis.pcall, cmd, key, ...) end
 -- end of the strict header
 
 local op = ARGV[1]
-local NC = tonumber(ARGV[3])
+local NC = tonumber(ARGV[3]) -- charge, refund: the counters among KEYS
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -109,6 +122,13 @@ local function as_of(epoch, e, m, r, pm, pr)
   return 0, 0, 0, 0
 end
 
+-- The sliding estimate over the last window: the previous window's count
+-- weighted by the share of it still inside, plus the current window's count.
+-- The charge judges by it and relaymilter-ctl usage reports it.
+local function estimate(prev, cur, f)
+  return prev * (1 - f) + cur
+end
+
 -- How long until cost more fits under lim, given the window state: first the
 -- previous window's share decays; if the current window alone is too full,
 -- wait into the next window, where the current one becomes the previous.
@@ -150,9 +170,9 @@ if op == 'charge' then
     m, r, pm, pr = as_of(epoch, e, m, r, pm, pr)
     local f = (now % w) / w
     local metric, retry
-    if lm >= 0 and pm * (1 - f) + m + 1 > lm then
+    if lm >= 0 and estimate(pm, m, f) + 1 > lm then
       metric, retry = 'm', retry_after(w, f, pm, m, 1, lm)
-    elseif lr >= 0 and pr * (1 - f) + r + n > lr then
+    elseif lr >= 0 and estimate(pr, r, f) + n > lr then
       metric, retry = 'r', retry_after(w, f, pr, r, n, lr)
     end
     if metric then
@@ -192,6 +212,40 @@ if op == 'refund' then
     end
   end
   return { 1, charged }
+end
+
+-- How long until what is counted as of epoch has left the window: a count
+-- in the current window stays for two windows from its start, one in the
+-- previous window until the current one ends.
+local function decay_ms(w, epoch, now, cur, prev)
+  if cur > 0 then return (epoch + 2) * w - now end
+  if prev > 0 then return (epoch + 1) * w - now end
+  return 0
+end
+
+local function text(x)
+  return string.format('%.17g', x)
+end
+
+if op == 'usage' then
+  local now = now_ms()
+  local out = { now }
+  for i = 1, #KEYS do
+    local w = tonumber(ARGV[i + 1])
+    local epoch = math.floor(now / w)
+    local present = call('EXISTS', KEYS[i])
+    local ok, e, m, r, pm, pr = load(KEYS[i])
+    if ok then
+      m, r, pm, pr = as_of(epoch, e, m, r, pm, pr)
+      local f = (now % w) / w
+      out[i + 1] = { 0, present, text(estimate(pm, m, f)), text(estimate(pr, r, f)),
+        text(m), text(r), text(pm), text(pr),
+        decay_ms(w, epoch, now, m, pm), decay_ms(w, epoch, now, r, pr) }
+    else
+      out[i + 1] = { 1, present, '0', '0', '0', '0', '0', '0', -1, -1 }
+    end
+  end
+  return out
 end
 
 return redis.error_reply('relaymilter: unknown operation')

@@ -13,6 +13,7 @@
 #include "blockset.h"
 #include "clookup.h"
 #include "cluster.h"
+#include "events.h"
 #include "identity.h"
 #include "keys.h"
 #include "lastread.h"
@@ -325,17 +326,15 @@ static int write_event(struct store_redis *s, const struct store_event *ev,
     }
     snprintf(maxlen, sizeof(maxlen), "%d", s->events_maxlen);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {
-        "XADD",   key,       "MAXLEN",   "~",        maxlen,       "*",
-        "time",   now,       "queue_id", ev->qid,    "customer",   ev->customer,
-        "login",  ev->login, "sender",   ev->sender, "recipients", ev->recipients,
-        "reason", reason,    "action",   ev->action};
-    enum { ARGC = sizeof(argv) / sizeof(argv[0]) };
-    size_t lens[ARGC];
-    for (int i = 0; i < ARGC; i++)
+    struct store_event e = *ev;
+    const char *argv[EVENTS_XADD_ARGC];
+    size_t lens[EVENTS_XADD_ARGC];
+    e.reason = reason;
+    int argc = events_xadd_argv(argv, key, maxlen, now, &e);
+    for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     redisReply *r = route_call(s->route, cluster_keyslot(key, strlen(key)), ROUTE_COMMAND,
-                               ARGC, argv, lens, err);
+                               argc, argv, lens, err);
     int rc = r != NULL && r->type == REDIS_REPLY_STRING ? 0 : -1;
     if (r != NULL && rc != 0)
         rpool_reply_error(r, err);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# lint.sh - static analysis of the C code in policy/ and milter/:
+# lint.sh - static analysis of the C code in policy/, milter/ and ctl/:
 #   clang-tidy  the checks in .clang-tidy, with the compile commands of a build
 #               configured with CMAKE_EXPORT_COMPILE_COMMANDS=ON;
 #   cppcheck    warning, performance and portability checks.
@@ -55,7 +55,7 @@ cmake --build "$build" --target relaypolicy >"$build.build.log" 2>&1 || {
 out=$(mktemp -d /tmp/rm-lint.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-files=$(ls policy/*.c milter/*.c)
+files=$(ls policy/*.c milter/*.c ctl/*.c)
 echo "clang-tidy: $(echo "$files" | wc -l) files"
 # shellcheck disable=SC2086,SC2016 # the inner script expands its own $1..$3
 printf '%s\n' $files | xargs -P "$jobs" -I{} sh -c \
@@ -75,9 +75,9 @@ done
 echo "cppcheck"
 cppcheck --enable=warning,performance,portability --std=c11 --language=c \
     -D_GNU_SOURCE '-D_Noreturn=__attribute__((noreturn))' -DRM_VERSION='"lint"' \
-    -I policy -I "$build/generated" --suppress=missingIncludeSystem --inline-suppr \
+    -I policy -I ctl -I "$build/generated" --suppress=missingIncludeSystem --inline-suppr \
     --quiet -j"$jobs" --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
-    policy milter >"$out/cppcheck.all" 2>&1 || {
+    policy milter ctl >"$out/cppcheck.all" 2>&1 || {
     cat "$out/cppcheck.all" >&2
     exit 2
 }

@@ -5,8 +5,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev libmicrohttpd-dev check
-      redis-server redis-tools postfix python3 miltertest idn2 curl sasl2-bin libsasl2-modules
-      debhelper m4
+      redis-server redis-tools postfix python3 miltertest curl sasl2-bin libsasl2-modules
+      debhelper m4 lintian
       clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
 missing=""
 for p in $PKGS; do

@@ -5,6 +5,8 @@ the events stream and relaymilter-ctl, through a real Postfix.
 
     with-redis /usr/bin/python3 test_protection.py --milter PATH [unittest options]
 
+relaymilter-ctl is $RM_CTL, else the one beside the milter binary.
+
 Needs root (Postfix). One private Postfix + relaymilter serves all tests;
 Redis is flushed before each test. Each customer of the config owns a
 127.x.y.0/24, so a test picks its customer by its loopback source address.
@@ -20,8 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_main  # noqa: E402
 from harness_conf import wait_until  # noqa: E402
 
-CTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                   "scripts", "relaymilter-ctl")
+# the built relaymilter-ctl: $RM_CTL (set by test/e2e/CMakeLists.txt), else
+# the one built beside the milter
+CTL = os.environ.get("RM_CTL")
 EVENTS_MAXLEN = 100
 LIMITS = {"messages_per_minute": 1000, "recipients_per_minute": 5000, "action": "tempfail"}
 ACME, BETA, GAMMA, STRICT, FROZEN, DELTA = (
@@ -40,6 +43,10 @@ EVENT_FIELDS = {"id", "time", "queue_id", "customer", "login", "sender", "recipi
                 "action"}
 OK_RCPTS = ["one@example.net", "two@example.org"]
 TIMINGS = []  # (what, seconds), printed at the end
+
+
+def ctl_path():
+    return CTL or os.path.join(os.path.dirname(e2e_main.MILTER), "relaymilter-ctl")
 
 
 class Protection(e2e_main.HarnessCase):
@@ -91,8 +98,8 @@ class Protection(e2e_main.HarnessCase):
         return ev
 
     def ctl(self, *args):
-        """scripts/relaymilter-ctl with the config the milter runs with."""
-        res = subprocess.run([CTL, "-c", self.h.milter_conf] + [str(a) for a in args],
+        """relaymilter-ctl with the config the milter runs with."""
+        res = subprocess.run([ctl_path(), "-c", self.h.milter_conf] + [str(a) for a in args],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              timeout=30)
         self.assertEqual(res.returncode, 0, "relaymilter-ctl %s: exit %d\n%s%s"
@@ -257,9 +264,10 @@ class Protection(e2e_main.HarnessCase):
         self.assertEqual((last["customer"], last["sender"]),
                          ("beta", "cap%d@acme.example" % (n - 1)), last)
 
-    # ---- scripts/relaymilter-ctl -------------------------------------------
+    # ---- relaymilter-ctl ----------------------------------------------------
     def test_i_ctl_limit_change(self):
-        self.assertTrue(os.access(CTL, os.X_OK), "%s is missing or not executable" % CTL)
+        self.assertTrue(os.access(ctl_path(), os.X_OK),
+                        "%s is missing or not executable" % ctl_path())
         self.ctl("limits", "delta", "messages_per_minute", "1")
         self.assertRegex(self.ctl("limits", "delta"), r"messages_per_minute\W+1\b")
         self.assertEqual(self.h.redis("HGET", "relay:limits:delta", "messages_per_minute"), "1")
