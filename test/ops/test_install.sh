@@ -45,6 +45,7 @@ for f in usr/share/doc/relaymilter/examples/relaymilter.conf \
          usr/share/doc/relaymilter/SECURITY \
          usr/share/doc/relaymilter/OPERATIONS \
          usr/share/doc/relaymilter/PERFORMANCE \
+         usr/share/doc/relaymilter/CLUSTER \
          usr/share/doc/relaymilter/CI \
          usr/share/man/man8/relaymilter.8 \
          usr/share/man/man5/relaymilter.conf.5 \
