@@ -15,7 +15,7 @@
 #   --keys PATH    the rm-keys program (test/lib/rm_keys.c: key names as
 #                  policy/keys.c builds them; default: test/lib/rm-keys
 #                  beside relaymilter)
-#   --only LIST    comma-separated sections: milter,postfix,redis,scale
+#   --only LIST    comma-separated sections: milter,postfix,redis,scale,cluster
 #   --max-wait S   wait at most S seconds per section for a quiet machine
 #                  (default 1200; 0: measure at once; env BENCH_LOAD_WAIT)
 #   --load-limit L the 1-minute load average counted as quiet (default 1.5;
@@ -29,6 +29,9 @@
 #   redis    script_vs_get.py   relay.lua calls vs GET (redis-benchmark)
 #   scale    scale.py           1 thousand vs 1 million customers' keys,
 #                               memory per sender, daemon RSS, keys to zero
+#   cluster  cluster_bench.py   one Redis primary vs a 3-primary Redis
+#                               Cluster: throughput, Redis CPU per charge per
+#                               shard, the routing layer's CPU
 # Without --quick each section waits (up to 20 minutes, see --max-wait) for
 # the 1-minute load average to drop to 1.5 before it measures, and says what
 # it was; on a shared machine, compare the side-by-side ratios.
@@ -39,7 +42,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
 quick="" long="" build="$top/build" milter="" load="" keys=""
-only="milter,postfix,redis,scale"
+only="milter,postfix,redis,scale,cluster"
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=--quick ;;
@@ -103,6 +106,7 @@ benchdir=$(dirname "$load")
 section postfix "$here/postfix_compare.py" $quick --milter "$milter" $refs
 section redis "$here/script_vs_get.py" $quick
 section scale "$here/scale.py" $quick $long --milter "$milter" --milterload "$load"
+section cluster "$here/cluster_bench.py" $quick --milter "$milter" --milterload "$load"
 
 echo
 /usr/bin/env python3 "$here/summary.py" "$results" "$started" "$load_start" $quick
