@@ -4,7 +4,6 @@
   Store(build_dir, name)   a podman store of the test's own (run.sh with
                            RM_PODMAN_STORE), emptied and removed by cleanup(),
                            or by a reaper process if the test is killed
-  Checks                   ok/FAIL lines and the closing "N passed, N failed"
   run_test(doc, check, name, body, containers)
                            the frame of a test: arguments, root, a Store
 
@@ -93,34 +92,12 @@ def processes_using(path):
     return found
 
 
-class Checks:
-    def __init__(self, name):
-        self.name, self.passes, self.fails = name, 0, 0
-
-    def say(self, *a):
-        print(self.name + ":", *a, flush=True)
-
-    def __call__(self, what, cond, detail=""):
-        if cond:
-            self.passes += 1
-            print("ok:", what, flush=True)
-        else:
-            self.fails += 1
-            print("FAIL:", what, flush=True)
-            if detail:
-                print("    " + detail.rstrip().replace("\n", "\n    "), flush=True)
-        return cond
-
-    def store_removed(self, store):
-        """The closing checks: nothing of the store is left."""
-        self("every container and image of the test is gone (store removed)",
-             not os.path.exists(store.path))
-        left = processes_using(store.path)
-        self("no process of the test's containers is left", not left, " ".join(left))
-
-    def finish(self):
-        print("%d passed, %d failed" % (self.passes, self.fails), flush=True)
-        return 1 if self.fails else 0
+def check_store_removed(check, store):
+    """The closing checks: nothing of the store is left."""
+    check("every container and image of the test is gone (store removed)",
+          not os.path.exists(store.path))
+    left = processes_using(store.path)
+    check("no process of the test's containers is left", not left, " ".join(left))
 
 
 def run_test(doc, check, name, body, containers=()):
@@ -147,7 +124,7 @@ def run_test(doc, check, name, body, containers=()):
             for c in containers:
                 check.say("--- output of container %s (tail) ---\n%s" % (c, store.logs_tail(c)))
         store.close()
-    check.store_removed(store)
+    check_store_removed(check, store)
     check.say("total %.0f s" % (time.monotonic() - started))
     return check.finish()
 

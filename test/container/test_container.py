@@ -31,8 +31,10 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from harness_conf import free_port, wait_until  # noqa: E402
-from podlib import RUN_SH, Checks, run_test  # noqa: E402
+from podlib import RUN_SH, run_test  # noqa: E402
+from checks import Checks  # noqa: E402
 
 RELAY, REDIS, BUILD_STAGE = "rm-ci-relay", "rm-ci-redis", "rm-ci-build"
 # Accounts of the relay: one the test maps to a customer in Redis, one left

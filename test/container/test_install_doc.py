@@ -23,8 +23,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from harness_conf import wait_until  # noqa: E402
-from podlib import Checks, run_test  # noqa: E402
+from podlib import run_test  # noqa: E402
+from checks import Checks  # noqa: E402
 
 NAME = "rm-install-doc"
 BLOCK_RX = re.compile(r"^# BEGIN install-from-source\n(.*?)^# END install-from-source$",
