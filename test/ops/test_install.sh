@@ -41,6 +41,8 @@ for f in usr/share/doc/relaymilter/examples/relaymilter.conf \
          usr/share/doc/relaymilter/examples/main.cf \
          usr/share/doc/relaymilter/examples/master.cf \
          usr/share/doc/relaymilter/examples/sendmail.mc \
+         usr/share/doc/relaymilter/examples/relaymilter.rules.yml \
+         usr/share/doc/relaymilter/examples/relaymilter-dashboard.json \
          usr/share/man/man8/relaymilter.8 \
          usr/share/man/man5/relaymilter.conf.5 \
          usr/share/man/man1/relaymilter-ctl.1 \
