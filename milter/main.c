@@ -4,6 +4,7 @@
  *
  *   relaymilter -c FILE        run in the foreground
  *   relaymilter -c FILE -t     check FILE and exit
+ *   relaymilter -c FILE -p     print the effective configuration and exit
  *   relaymilter -V | -h
  */
 #include <errno.h>
@@ -34,7 +35,9 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: relaymilter -c FILE [-t]    run (or with -t: check FILE)\n"
+    fprintf(out, "usage: relaymilter -c FILE         run in the foreground\n"
+                 "       relaymilter -c FILE -t      check FILE\n"
+                 "       relaymilter -c FILE -p      print the effective configuration\n"
                  "       relaymilter -V              print version\n"
                  "       relaymilter -h              this help\n");
 }
@@ -401,16 +404,19 @@ _Noreturn static void serve(const char *path, struct rm_config *cfg)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int test = 0, opt;
+    int test = 0, print = 0, opt;
     char err[600];
 
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tpVh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
             break;
         case 't':
             test = 1;
+            break;
+        case 'p':
+            print = 1;
             break;
         case 'V':
             printf("relaymilter %s\n", RM_VERSION);
@@ -428,12 +434,15 @@ int main(int argc, char **argv)
         return 2;
     }
     struct rm_config *cfg = cfg_load(path, err, sizeof(err));
-    if (test) {
+    if (test || print) {
         if (cfg == NULL) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        printf("configuration OK\n");
+        if (print)
+            cfg_print(cfg, stdout);
+        else
+            printf("configuration OK\n");
         cfg_free(cfg);
         return 0;
     }

@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "cfglex.h"
+#include "cfgload.h"
 #include "domain.h"
+#include "identity.h"
+#include "login.h"
 #include "log.h"
 #include "sentinel.h"
 #include "xalloc.h"
@@ -37,6 +40,7 @@ struct cfg_param {
 static const char *const store_error_names[] = {"accept", "tempfail", "local", NULL};
 static const char *const aborted_charge_names[] = {"refund", "keep", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const sasl_unknown_names[] = {"own", "refuse", "tempfail", NULL};
 
 #define OFF(f) offsetof(struct rm_config, f)
 static const struct cfg_param cfg_params[] = {
@@ -69,6 +73,9 @@ static const struct cfg_param cfg_params[] = {
     {"", "aborted_charge", CT_ENUM, OFF(aborted_charge), CFG_AC_REFUND, NULL, 0, 0,
      aborted_charge_names},
     {"metrics", "listen", CT_STR, OFF(metrics_listen), 0, NULL, 0, 0, NULL},
+    {"sasl", "realm", CT_STR, OFF(sasl_realm), 0, NULL, 0, 0, NULL},
+    {"sasl", "unknown", CT_ENUM, OFF(sasl_unknown), CFG_SU_OWN, NULL, 0, 0,
+     sasl_unknown_names},
     {"log", "level", CT_ENUM, OFF(log_level), LOG_LVL_INFO, NULL, 0, 0, level_names},
     {"", "blocked_recipient_domains", CT_STRLIST, OFF(blocked_rcpt_domains), 0, NULL, 0,
      0, NULL},
@@ -76,19 +83,10 @@ static const struct cfg_param cfg_params[] = {
 #define NPARAMS (sizeof(cfg_params) / sizeof(cfg_params[0]))
 
 /* Top-level names parsed by code rather than by the table. */
-static const char *const cfg_groups[] = {"milter", "redis",     "log", "metrics",
-                                         "limits", "customers", NULL};
+static const char *const cfg_groups[] = {"milter", "redis",     "log",  "metrics",
+                                         "limits", "customers", "sasl", NULL};
 
-struct loader {
-    const char *path;
-    char *err;
-    size_t errlen;
-};
-
-static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
-    RM_PRINTF(3, 4);
-
-static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+int cfg_fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
@@ -103,18 +101,20 @@ static int fail(struct loader *ld, const config_setting_t *s, const char *fmt, .
     return -1;
 }
 
-static int get_strlist(struct loader *ld, const config_setting_t *s, const char *what,
-                       struct cfg_strlist *out)
+int cfg_get_strlist(struct loader *ld, const config_setting_t *s, const char *what,
+                    struct cfg_strlist *out)
 {
     if (!config_setting_is_array(s) && !config_setting_is_list(s))
-        return fail(ld, s, "%s must be a list of strings, e.g. [ \"a\", \"b\" ]", what);
+        return cfg_fail(ld, s, "%s must be a list of strings, e.g. [ \"a\", \"b\" ]",
+                        what);
     int n = config_setting_length(s);
     out->v = xcalloc((size_t)n, sizeof(char *));
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING ||
             !*config_setting_get_string(e))
-            return fail(ld, e, "%s: element %d must be a non-empty string", what, i + 1);
+            return cfg_fail(ld, e, "%s: element %d must be a non-empty string", what,
+                            i + 1);
         out->v[out->n++] = xstrdup(config_setting_get_string(e));
     }
     return 0;
@@ -122,30 +122,31 @@ static int get_strlist(struct loader *ld, const config_setting_t *s, const char 
 
 /* Domain lists are kept in canonical form (domain.h), so matching is a plain
  * string compare whatever spelling the file used. */
-static int canon_domains(struct loader *ld, const config_setting_t *s, const char *what,
-                         struct cfg_strlist *l)
+int cfg_canon_domains(struct loader *ld, const config_setting_t *s, const char *what,
+                      struct cfg_strlist *l)
 {
     char canon[DOM_MAX + 1];
 
     for (size_t i = 0; i < l->n; i++) {
         if (dom_canonical(l->v[i], canon, sizeof(canon)) != 0)
-            return fail(ld, config_setting_get_elem(s, (unsigned)i),
-                        "%s: \"%s\" is not a domain name", what, l->v[i]);
+            return cfg_fail(ld, config_setting_get_elem(s, (unsigned)i),
+                            "%s: \"%s\" is not a domain name", what, l->v[i]);
         free(l->v[i]);
         l->v[i] = xstrdup(canon);
     }
     return 0;
 }
 
-static int get_int(struct loader *ld, const config_setting_t *s, const char *what,
-                   long long min, long long max, long long *out)
+int cfg_get_int(struct loader *ld, const config_setting_t *s, const char *what,
+                long long min, long long max, long long *out)
 {
     int t = config_setting_type(s);
     if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
-        return fail(ld, s, "%s must be a whole number", what);
+        return cfg_fail(ld, s, "%s must be a whole number", what);
     long long v = config_setting_get_int64(s);
     if (v < min || v > max)
-        return fail(ld, s, "%s = %lld is out of range (%lld..%lld)", what, v, min, max);
+        return cfg_fail(ld, s, "%s = %lld is out of range (%lld..%lld)", what, v, min,
+                        max);
     *out = v;
     return 0;
 }
@@ -167,13 +168,13 @@ static int set_param(struct loader *ld, struct rm_config *cfg, const struct cfg_
 
     switch (p->type) {
     case CT_INT:
-        if (get_int(ld, s, p->name, p->min, p->max, &v) != 0)
+        if (cfg_get_int(ld, s, p->name, p->min, p->max, &v) != 0)
             return -1;
         *(int *)base = (int)v;
         return 0;
     case CT_STR:
         if ((str = config_setting_get_string(s)) == NULL || *str == '\0')
-            return fail(ld, s, "%s must be a non-empty string", p->name);
+            return cfg_fail(ld, s, "%s must be a non-empty string", p->name);
         free(*(char **)base);
         *(char **)base = xstrdup(str);
         return 0;
@@ -184,12 +185,12 @@ static int set_param(struct loader *ld, struct rm_config *cfg, const struct cfg_
             for (int i = 0; p->choices[i]; i++)
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
                          i ? " | " : "", p->choices[i]);
-            return fail(ld, s, "%s must be one of: %s", p->name, list);
+            return cfg_fail(ld, s, "%s must be one of: %s", p->name, list);
         }
         *(int *)base = (int)v;
         return 0;
     case CT_STRLIST:
-        return get_strlist(ld, s, p->name, (struct cfg_strlist *)base);
+        return cfg_get_strlist(ld, s, p->name, (struct cfg_strlist *)base);
     case CT_SHARE: {
         int t = config_setting_type(s);
         double d = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
@@ -197,8 +198,8 @@ static int set_param(struct loader *ld, struct rm_config *cfg, const struct cfg_
                        ? (double)config_setting_get_int64(s)
                        : -1.0;
         if (!(d > 0.0 && d <= 1.0))
-            return fail(ld, s, "%s must be a number above 0 and at most 1, e.g. 0.25",
-                        p->name);
+            return cfg_fail(ld, s, "%s must be a number above 0 and at most 1, e.g. 0.25",
+                            p->name);
         *(double *)base = d;
         return 0;
     }
@@ -230,31 +231,31 @@ static const struct cfg_param *find_param(const char *group, const char *name)
 }
 
 /* Parse a limits { } group into a partial lim_set. */
-static int load_limits(struct loader *ld, const config_setting_t *g, const char *where,
-                       struct lim_set *out)
+int cfg_load_limits(struct loader *ld, const config_setting_t *g, const char *where,
+                    struct lim_set *out)
 {
     if (!config_setting_is_group(g))
-        return fail(ld, g, "%s must be a group { ... }", where);
+        return cfg_fail(ld, g, "%s must be a group { ... }", where);
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
         const char *name = config_setting_name(s);
         int id = lim_field_find(name);
         long long v;
         if (id < 0)
-            return fail(ld, s, "unknown key %s.%s", where, name);
+            return cfg_fail(ld, s, "unknown key %s.%s", where, name);
         if (lim_field_kind(id) == LIM_KIND_ACTION) {
             const char *str = config_setting_get_string(s);
             if (str == NULL || lim_parse_value(id, str, &v) != 0)
-                return fail(
+                return cfg_fail(
                     ld, s, "%s.action must be one of: tempfail | reject | hold | monitor",
                     where);
         } else if (config_setting_type(s) == CONFIG_TYPE_BOOL &&
                    lim_field_kind(id) == LIM_KIND_BOOL) {
             v = config_setting_get_bool(s);
         } else if (lim_field_kind(id) == LIM_KIND_BOOL) {
-            if (get_int(ld, s, name, 0, 1, &v) != 0)
+            if (cfg_get_int(ld, s, name, 0, 1, &v) != 0)
                 return -1;
-        } else if (get_int(ld, s, name, -1, LIM_COUNT_MAX, &v) != 0) {
+        } else if (cfg_get_int(ld, s, name, -1, LIM_COUNT_MAX, &v) != 0) {
             return -1;
         }
         out->v[id] = v;
@@ -263,128 +264,17 @@ static int load_limits(struct loader *ld, const config_setting_t *g, const char 
     return 0;
 }
 
-/* A login or a network that names two customers would charge one of them
- * for the other's mail depending on file order: refused. The customers
- * before c are loaded (cfg->ncustomers counts them). */
-static int check_sasl_unique(struct loader *ld, const struct rm_config *cfg,
-                             const config_setting_t *g, const struct cfg_customer *c)
-{
-    const config_setting_t *ls = config_setting_get_member(g, "sasl");
-
-    for (size_t i = 0; i < c->sasl.n; i++) {
-        int other = cfg_customer_by_sasl(cfg, c->sasl.v[i]);
-        if (other >= 0)
-            return fail(ld, config_setting_get_elem(ls, (unsigned)i),
-                        "customers.sasl: \"%s\" is also a login of customer \"%s\"",
-                        c->sasl.v[i], cfg->customers[other].name);
-    }
-    return 0;
-}
-
-static int same_network(const struct net_prefix *t, size_t n, const struct net_prefix *p)
-{
-    for (size_t i = 0; i < n; i++)
-        if (t[i].len == p->len && t[i].value != p->value && net_contains(&t[i], &p->addr))
-            return t[i].value;
-    return -1;
-}
-
-static int load_customer(struct loader *ld, struct rm_config *cfg,
-                         const config_setting_t *g, struct cfg_customer *c,
-                         struct net_prefix **nets, size_t *nnets)
-{
-    struct cfg_strlist networks = {0};
-    int rc = 0;
-
-    if (!config_setting_is_group(g))
-        return fail(ld, g, "each customers entry must be a group { name = ...; }");
-    for (int i = 0; i < config_setting_length(g) && rc == 0; i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        const char *name = config_setting_name(s);
-        if (strcmp(name, "name") == 0) {
-            const char *str = config_setting_get_string(s);
-            if (str == NULL || *str == '\0')
-                rc = fail(ld, s, "customers.name must be a non-empty string");
-            else
-                c->name = xstrdup(str);
-        } else if (strcmp(name, "sasl") == 0) {
-            rc = get_strlist(ld, s, "customers.sasl", &c->sasl);
-        } else if (strcmp(name, "domains") == 0) {
-            rc = get_strlist(ld, s, "customers.domains", &c->domains);
-            if (rc == 0)
-                rc = canon_domains(ld, s, "customers.domains", &c->domains);
-        } else if (strcmp(name, "networks") == 0) {
-            rc = get_strlist(ld, s, "customers.networks", &networks);
-        } else if (strcmp(name, "limits") == 0) {
-            rc = load_limits(ld, s, "customers.limits", &c->limits);
-        } else {
-            rc = fail(ld, s, "unknown key customers.%s", name);
-        }
-    }
-    if (rc == 0 && c->name == NULL)
-        rc = fail(ld, g, "customer without a name");
-    if (rc == 0 && cfg_customer_find(cfg, c->name) >= 0)
-        rc = fail(ld, g, "customer \"%s\" is defined twice", c->name);
-    if (rc == 0)
-        rc = check_sasl_unique(ld, cfg, g, c);
-    const config_setting_t *ns = config_setting_get_member(g, "networks");
-    for (size_t i = 0; rc == 0 && i < networks.n; i++) {
-        struct net_prefix p;
-        if (net_parse_prefix(networks.v[i], &p) != 0) {
-            rc = fail(ld, config_setting_get_elem(ns, (unsigned)i),
-                      "customers.networks: \"%s\" is not an address or prefix",
-                      networks.v[i]);
-            break;
-        }
-        p.value = (int)(c - cfg->customers);
-        int other = same_network(*nets, *nnets, &p);
-        if (other >= 0) {
-            rc = fail(ld, config_setting_get_elem(ns, (unsigned)i),
-                      "customers.networks: \"%s\" is also a network of customer \"%s\"",
-                      networks.v[i], cfg->customers[other].name);
-            break;
-        }
-        *nets = xrealloc(*nets, (*nnets + 1) * sizeof(**nets));
-        (*nets)[(*nnets)++] = p;
-    }
-    for (size_t i = 0; i < networks.n; i++)
-        free(networks.v[i]);
-    free(networks.v);
-    return rc;
-}
-
-static int load_customers(struct loader *ld, struct rm_config *cfg,
-                          const config_setting_t *l)
-{
-    if (!config_setting_is_list(l) &&
-        !(config_setting_is_array(l) && !config_setting_length(l)))
-        return fail(ld, l, "customers must be a list ( { ... }, { ... } )");
-    size_t n = (size_t)config_setting_length(l);
-    cfg->customers = xcalloc(n, sizeof(*cfg->customers));
-    for (size_t i = 0; i < n; i++) {
-        cfg->ncustomers = i; /* cfg_customer_find sees the ones before */
-        if (load_customer(ld, cfg, config_setting_get_elem(l, (unsigned)i),
-                          &cfg->customers[i], &cfg->networks, &cfg->nnetworks) != 0) {
-            cfg->ncustomers = i + 1;
-            return -1;
-        }
-    }
-    cfg->ncustomers = n;
-    net_table_sort(cfg->networks, cfg->nnetworks);
-    return 0;
-}
-
 static int load_group(struct loader *ld, struct rm_config *cfg, const config_setting_t *g)
 {
     const char *gname = config_setting_name(g);
 
     if (!config_setting_is_group(g))
-        return fail(ld, g, "%s must be a group { ... }", gname);
+        return cfg_fail(ld, g, "%s must be a group { ... }", gname);
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
         const struct cfg_param *p = find_param(gname, config_setting_name(s));
         if (p == NULL)
-            return fail(ld, s, "unknown key %s.%s", gname, config_setting_name(s));
+            return cfg_fail(ld, s, "unknown key %s.%s", gname, config_setting_name(s));
         if (set_param(ld, cfg, p, s) != 0)
             return -1;
     }
@@ -399,21 +289,40 @@ static int load_top(struct loader *ld, struct rm_config *cfg, const config_setti
     if (p && set_param(ld, cfg, p, s) != 0)
         return -1;
     if (p && p->offset == OFF(blocked_rcpt_domains))
-        return canon_domains(ld, s, name, &cfg->blocked_rcpt_domains);
+        return cfg_canon_domains(ld, s, name, &cfg->blocked_rcpt_domains);
     if (p)
         return 0;
     if (strcmp(name, "limits") == 0) {
         struct lim_set over = {0};
-        if (load_limits(ld, s, "limits", &over) != 0)
+        if (cfg_load_limits(ld, s, "limits", &over) != 0)
             return -1;
         lim_overlay(&cfg->limits, &over);
         return 0;
     }
     if (strcmp(name, "customers") == 0)
-        return load_customers(ld, cfg, s);
+        return cfgcust_load(ld, cfg, s);
     if (choice_index(cfg_groups, name) >= 0)
         return load_group(ld, cfg, s);
-    return fail(ld, s, "unknown key %s", name);
+    return cfg_fail(ld, s, "unknown key %s", name);
+}
+
+/* sasl.realm: one form, lower case; it is appended after '@'. */
+static int canon_realm(struct loader *ld, struct rm_config *cfg, config_t *lc)
+{
+    char *r = cfg->sasl_realm;
+
+    if (r == NULL)
+        return 0;
+    for (char *p = r; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '@')
+            return cfg_fail(ld, config_lookup(lc, "sasl.realm"),
+                            "sasl.realm \"%s\" must be a realm name without '@', blanks "
+                            "or control characters, e.g. \"relay.example\"",
+                            r);
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    }
+    return 0;
 }
 
 /* Rules that join several keys. */
@@ -425,24 +334,29 @@ static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
     char *end;
     long m = strtol(cfg->socket_mode, &end, 8);
     if (*end != '\0' || m < 0 || m > 0777 || cfg->socket_mode[0] != '0')
-        return fail(ld, mode, "milter.socket_mode must be an octal mode like \"0660\"");
+        return cfg_fail(ld, mode,
+                        "milter.socket_mode must be an octal mode like \"0660\"");
     cfg->socket_mode_bits = (int)m;
     if (cfg->sentinels.n > 0 && cfg->redis_master == NULL)
-        return fail(ld, redis, "redis.sentinels needs redis.master (the monitored name)");
+        return cfg_fail(ld, redis,
+                        "redis.sentinels needs redis.master (the monitored name)");
     if (cfg->redis_master != NULL && cfg->sentinels.n == 0)
-        return fail(ld, redis, "redis.master needs redis.sentinels");
+        return cfg_fail(ld, redis, "redis.master needs redis.sentinels");
     for (size_t i = 0; i < cfg->sentinels.n; i++) {
         char host[256];
         int port;
         if (sentinel_split(cfg->sentinels.v[i], host, sizeof(host), &port) != 0)
-            return fail(ld,
-                        config_setting_get_elem(config_lookup(lc, "redis.sentinels"),
-                                                (unsigned)i),
-                        "redis.sentinels: \"%s\" is not HOST:PORT", cfg->sentinels.v[i]);
+            return cfg_fail(ld,
+                            config_setting_get_elem(config_lookup(lc, "redis.sentinels"),
+                                                    (unsigned)i),
+                            "redis.sentinels: \"%s\" is not HOST:PORT",
+                            cfg->sentinels.v[i]);
     }
     if (cfg->redis_username != NULL && cfg->redis_password == NULL)
-        return fail(ld, redis, "redis.username needs redis.password");
-    return 0;
+        return cfg_fail(ld, redis, "redis.username needs redis.password");
+    if (canon_realm(ld, cfg, lc) != 0)
+        return -1;
+    return cfgcust_canon_logins(ld, cfg, lc);
 }
 
 struct rm_config *cfg_load(const char *path, char *err, size_t errlen)
@@ -575,4 +489,135 @@ int cfg_domain_owner(const struct rm_config *cfg, const char *level, const char 
 const char *cfg_store_error_name(int mode)
 {
     return store_error_names[mode];
+}
+
+/* ---- printing (relaymilter -p) ---------------------------------------- */
+
+/* A libconfig string: quotes, backslashes and control characters escaped. */
+static void print_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            fprintf(out, "\\x%02x", (unsigned char)*s);
+        else
+            fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void print_strlist(FILE *out, const struct cfg_strlist *l)
+{
+    fputs("[ ", out);
+    for (size_t i = 0; i < l->n; i++) {
+        print_string(out, l->v[i]);
+        fputs(i + 1 < l->n ? ", " : " ", out);
+    }
+    fputs("]", out);
+}
+
+/* libconfig reads a plain whole number as 32 bits; wider ones need L. */
+static void print_number(FILE *out, long long v)
+{
+    fprintf(out, "%lld%s", v, (v > 2147483647LL || v < -2147483648LL) ? "L" : "");
+}
+
+static void print_param(FILE *out, const struct rm_config *cfg, const struct cfg_param *p,
+                        const char *indent)
+{
+    const char *base = (const char *)cfg + p->offset;
+    const char *str = p->type == CT_STR ? *(char *const *)base : NULL;
+
+    if (p->type == CT_STR && str == NULL) {
+        fprintf(out, "%s# %s: not set\n", indent, p->name);
+        return;
+    }
+    if (p->offset == OFF(redis_password)) {
+        fprintf(out, "%s# %s: set, not shown\n", indent, p->name);
+        return;
+    }
+    fprintf(out, "%s%s = ", indent, p->name);
+    switch (p->type) {
+    case CT_INT:
+        print_number(out, *(const int *)base);
+        break;
+    case CT_STR:
+        print_string(out, str);
+        break;
+    case CT_ENUM:
+        print_string(out, p->choices[*(const int *)base]);
+        break;
+    case CT_STRLIST:
+        print_strlist(out, (const struct cfg_strlist *)base);
+        break;
+    case CT_SHARE:
+        fprintf(out, "%.6f", *(const double *)base);
+        break;
+    }
+    fputs(";\n", out);
+}
+
+/* The fields set in l, one per line. */
+static void print_limits(FILE *out, const struct lim_set *l, const char *indent)
+{
+    for (int id = 0; id < LIM_NFIELDS; id++) {
+        if (!l->set[id])
+            continue;
+        fprintf(out, "%s%s = ", indent, lim_field_name(id));
+        if (lim_field_kind(id) == LIM_KIND_ACTION)
+            print_string(out, lim_action_name((int)l->v[id]));
+        else
+            print_number(out, l->v[id]);
+        fputs(";\n", out);
+    }
+}
+
+static void print_customer(FILE *out, const struct rm_config *cfg, size_t i)
+{
+    const struct cfg_customer *c = &cfg->customers[i];
+    struct cfg_strlist nets = {xcalloc(cfg->nnetworks, sizeof(char *)), 0};
+    char text[64 * 2];
+
+    for (size_t n = 0; n < cfg->nnetworks; n++)
+        if (cfg->networks[n].value == (int)i) {
+            net_prefix_text(&cfg->networks[n], text, sizeof(text));
+            nets.v[nets.n++] = xstrdup(text);
+        }
+    fputs("  {\n    name = ", out);
+    print_string(out, c->name);
+    fputs(";\n    sasl = ", out);
+    print_strlist(out, &c->sasl);
+    fputs(";\n    networks = ", out);
+    print_strlist(out, &nets);
+    fputs(";\n    domains = ", out);
+    print_strlist(out, &c->domains);
+    fputs(";\n    limits = {\n", out);
+    print_limits(out, &c->limits, "      ");
+    fprintf(out, "    };\n  }%s\n", i + 1 < cfg->ncustomers ? "," : "");
+    strlist_free(&nets);
+}
+
+void cfg_print(const struct rm_config *cfg, FILE *out)
+{
+    static const char *const groups[] = {"", "milter", "redis", "sasl", "log", "metrics"};
+
+    fprintf(out, "# effective configuration of %s (relaymilter -p)\n", cfg->path);
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        const char *indent = *groups[g] ? "  " : "";
+        if (*groups[g])
+            fprintf(out, "%s = {\n", groups[g]);
+        for (size_t i = 0; i < NPARAMS; i++)
+            if (strcmp(cfg_params[i].group, groups[g]) == 0)
+                print_param(out, cfg, &cfg_params[i], indent);
+        if (*groups[g])
+            fputs("};\n", out);
+    }
+    fputs("limits = {\n", out);
+    print_limits(out, &cfg->limits, "  ");
+    fputs("};\ncustomers = (\n", out);
+    for (size_t i = 0; i < cfg->ncustomers; i++)
+        print_customer(out, cfg, i);
+    fputs(");\n", out);
 }

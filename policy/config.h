@@ -9,7 +9,12 @@
  *   cfg_load_fp(path, fp, err, errlen)  the same from an open stream (path
  *                                 names it in errors)
  *   cfg_free(cfg)
- *   cfg_customer_by_sasl(cfg, login)    customer index or -1
+ *   cfg_print(cfg, out)                 the effective configuration, every key
+ *                                       with the defaults filled in, as a
+ *                                       config file that loads to the same
+ *                                       configuration (relaymilter -p); a
+ *                                       password is not shown
+ *   cfg_customer_by_sasl(cfg, login)    customer index or -1; login canonical
  *   cfg_customer_by_addr(cfg, addr)     longest networks prefix, or -1
  *   cfg_customer_find(cfg, name)        customer index by name, or -1
  *   cfg_effective_limits(cfg, cust, out)  built-in < limits < customers[].limits
@@ -19,7 +24,8 @@
  *   cfg_domain_owner(cfg, level, name)  1 when customer name lists level
  *
  * Domain lists (customers[].domains, blocked_recipient_domains) are stored in
- * canonical form (domain.h).
+ * canonical form (domain.h), and customers[].sasl in the canonical login form
+ * (login.h) under sasl.realm. Customer names obey identity_name_problem().
  *
  * Scalar keys are described by a table (type, default, min, max), so parsing
  * and range checks are data and every key is named once. A loaded config is
@@ -37,6 +43,8 @@
 enum cfg_store_error { CFG_SE_ACCEPT, CFG_SE_TEMPFAIL, CFG_SE_LOCAL };
 /* aborted_charge: what a transaction aborted after DATA does to its charge */
 enum cfg_aborted_charge { CFG_AC_REFUND, CFG_AC_KEEP };
+/* sasl.unknown: what a login that names no customer gets */
+enum cfg_sasl_unknown { CFG_SU_OWN, CFG_SU_REFUSE, CFG_SU_TEMPFAIL };
 
 struct cfg_strlist {
     char **v;
@@ -45,7 +53,7 @@ struct cfg_strlist {
 
 struct cfg_customer {
     char *name;
-    struct cfg_strlist sasl;
+    struct cfg_strlist sasl; /* canonical logins (login.h) */
     struct cfg_strlist domains;
     struct lim_set limits; /* only the fields the customer sets */
 };
@@ -78,6 +86,8 @@ struct rm_config {
 
     int on_store_error;
     int aborted_charge;
+    char *sasl_realm; /* canonical (lower case); NULL: no realm */
+    int sasl_unknown;
     char *metrics_listen; /* "HOST:PORT" of /metrics, NULL: off */
     int log_level;
     struct lim_set limits; /* every field set: built-in overlaid by limits{} */
@@ -91,6 +101,7 @@ struct rm_config {
 struct rm_config *cfg_load(const char *path, char *err, size_t errlen);
 struct rm_config *cfg_load_fp(const char *path, FILE *fp, char *err, size_t errlen);
 void cfg_free(struct rm_config *cfg);
+void cfg_print(const struct rm_config *cfg, FILE *out);
 int cfg_customer_by_sasl(const struct rm_config *cfg, const char *login);
 int cfg_customer_by_addr(const struct rm_config *cfg, const struct net_addr *addr);
 int cfg_customer_find(const struct rm_config *cfg, const char *name);

@@ -17,7 +17,7 @@
 struct lookcache_entry {
     long long at_ms;
     size_t keylen, len;
-    int garbage, truncated, dom_member, nfields;
+    int garbage, truncated, dom_member, nfields, bad_mapping;
     char data[];
 };
 
@@ -102,6 +102,7 @@ static void copy_out(const struct lookcache_entry *e, struct store_lookup_res *r
         p = unpack(p, res->value[f], sizeof(res->value[f]));
     }
     res->garbage = e->garbage;
+    res->bad_mapping = e->bad_mapping;
     res->truncated = e->truncated;
     res->dom_member = e->dom_member;
     res->nfields = e->nfields;
@@ -161,6 +162,7 @@ static struct lookcache_entry *pack_entry(const char *key, size_t keylen,
     e->keylen = keylen;
     e->len = len;
     e->garbage = res->garbage;
+    e->bad_mapping = res->bad_mapping;
     e->truncated = res->truncated;
     e->dom_member = res->dom_member;
     e->nfields = n;

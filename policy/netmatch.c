@@ -127,3 +127,15 @@ void net_addr_key(const struct net_addr *a, char *buf, size_t len)
     inet_ntop(AF_INET6, net.b, tmp, sizeof(tmp));
     snprintf(buf, len, "%s/64", tmp);
 }
+
+void net_prefix_text(const struct net_prefix *p, char *buf, size_t len)
+{
+    char tmp[INET6_ADDRSTRLEN];
+    int v4 = is_v4(&p->addr) && p->len >= 96;
+
+    if (v4)
+        inet_ntop(AF_INET, p->addr.b + 12, tmp, sizeof(tmp));
+    else
+        inet_ntop(AF_INET6, p->addr.b, tmp, sizeof(tmp));
+    snprintf(buf, len, "%s/%d", tmp, v4 ? p->len - 96 : p->len);
+}

@@ -11,6 +11,8 @@
  *   net_table_sort(t, n)         order a table for net_table_lookup
  *   net_table_lookup(t, n, &a)   index of the longest prefix containing a, or -1
  *   net_addr_key(&a, buf, len)   the identity text: IPv4 dotted, IPv6 as its /64
+ *   net_prefix_text(&p, buf, len)  "192.0.2.0/24", "2001:db8::/32": the form
+ *                                net_parse_prefix reads back
  *
  * IPv4 is kept as IPv4-mapped IPv6 (::ffff:a.b.c.d, prefix length + 96) so one
  * comparison serves both families and an IPv4 client reached over an IPv6
@@ -39,5 +41,6 @@ int net_contains(const struct net_prefix *p, const struct net_addr *a);
 void net_table_sort(struct net_prefix *t, size_t n);
 int net_table_lookup(const struct net_prefix *t, size_t n, const struct net_addr *a);
 void net_addr_key(const struct net_addr *a, char *buf, size_t len);
+void net_prefix_text(const struct net_prefix *p, char *buf, size_t len);
 
 #endif

@@ -18,13 +18,11 @@
 #include "clock.h"
 #include "domain.h"
 #include "identity.h"
+#include "login.h"
 #include "log.h"
 #include "metrics.h"
 #include "quota.h"
 #include "xalloc.h"
-
-/* Longest customer name (SASL login) used in keys; far above real logins. */
-enum { CUSTOMER_NAME_MAX = 200 };
 
 struct pol_conn {
     int has_addr;
@@ -32,6 +30,7 @@ struct pol_conn {
     /* the transaction; snap == NULL between transactions */
     struct snap *snap;
     char customer[STORE_NAME_MAX];
+    char login[LOGIN_MAX + 1]; /* canonical (login.h); "" when none */
     struct lim_set lim;
     char sender[ADDR_MAX + 1];
     char sender_domain[DOM_MAX + 1]; /* canonical; "" null sender or none */
@@ -115,12 +114,19 @@ static void end_transaction(struct pol_conn *c)
     c->dom_member_redis = 0;
 }
 
+/* The login as logs and events show it: canonical, "-" for none. */
+static const char *login_text(const struct pol_conn *c)
+{
+    return c->login[0] ? c->login : "-";
+}
+
 /* An entry in the events stream for a refusal decided before DATA (those at
  * DATA travel inside the charge call). */
 static void record_event(struct pol_conn *c, const char *reason, const char *action)
 {
     struct store *st = c->snap->store;
-    struct store_event ev = {"", c->customer, c->sender, c->rcpts, reason, action};
+    struct store_event ev = {"",       c->customer, login_text(c), c->sender,
+                             c->rcpts, reason,      action};
     char err[STORE_ERR_MAX];
 
     if (store_event(st, &ev, err) != 0)
@@ -130,9 +136,9 @@ static void record_event(struct pol_conn *c, const char *reason, const char *act
 static void log_decision(const struct pol_conn *c, const char *qid, const char *action,
                          const char *reason)
 {
-    msg_info("%s: customer=%s sender=<%s> nrcpt=%lld action=%s%s%s",
-             qid && *qid ? qid : "NOQUEUE", c->customer, c->sender, c->nrcpt, action,
-             reason ? " reason=" : "", reason ? reason : "");
+    msg_info("%s: customer=%s login=%s sender=<%s> nrcpt=%lld action=%s%s%s",
+             qid && *qid ? qid : "NOQUEUE", c->customer, login_text(c), c->sender,
+             c->nrcpt, action, reason ? " reason=" : "", reason ? reason : "");
     metrics_decision(c->snap->metrics, action, reason);
 }
 
@@ -204,29 +210,42 @@ static void apply_store_limits(struct pol_conn *c, const struct store_lookup_res
     lim_overlay(&c->lim, &over);
 }
 
-/* Identity and limits: one store round trip. */
-static int resolve_customer(struct pol_conn *c, const char *login, struct pol_reply *r)
+/* Identity and limits: one store round trip. Returns 1 when neither the
+ * Redis hash nor the config maps the login and the store answered (then
+ * sasl.unknown decides), 0 otherwise, -1 when the message is refused
+ * because the store failed. */
+static int resolve_customer(struct pol_conn *c, struct pol_reply *r)
 {
     const struct rm_config *cfg = c->snap->cfg;
-    struct store_lookup_req req = {login ? login : "", c->customer, c->sender_domain};
+    struct store_lookup_req req = {c->login, c->customer, c->sender_domain};
     struct store_lookup_res res;
     char err[STORE_ERR_MAX];
 
-    identity_fallback(cfg, login, c->has_addr ? &c->addr : NULL, c->customer,
-                      sizeof(c->customer));
+    int unmapped =
+        identity_fallback(cfg, c->login, c->has_addr ? &c->addr : NULL, c->customer,
+                          sizeof(c->customer)) == ID_UNKNOWN_LOGIN;
     cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
     if (timed_lookup(c, &req, &res, err) != 0) {
         store_failed(c, NULL, "MAIL_FROM", err, r);
+        /* Whether the hash maps the login is unknown: on_store_error rules,
+         * not sasl.unknown (the login may well be provisioned). */
         return r->verdict == POL_CONTINUE ? 0 : -1;
     }
-    if (res.customer[0] != '\0' && strcmp(res.customer, c->customer) != 0) {
-        snprintf(c->customer, sizeof(c->customer), "%s", res.customer);
-        cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
+    if (res.bad_mapping) {
+        const char *why = identity_name_problem(res.customer, 0);
+        msg_warn("%ssasl: login %s names \"%.64s\", which %s; ignored", cfg->prefix,
+                 c->login, res.customer, why ? why : "may not be a customer name");
+    } else if (res.customer[0] != '\0') {
+        if (strcmp(res.customer, c->customer) != 0) {
+            snprintf(c->customer, sizeof(c->customer), "%s", res.customer);
+            cfg_effective_limits(cfg, cfg_customer_find(cfg, c->customer), &c->lim);
+        }
+        unmapped = 0;
     }
     apply_store_limits(c, &res);
     c->dom_level_redis = res.dom_level[0] ? strlen(res.dom_level) : 0;
     c->dom_member_redis = res.dom_member;
-    return 0;
+    return unmapped;
 }
 
 /*
@@ -261,21 +280,69 @@ static const char *domain_refusal(const struct pol_conn *c)
     return NULL;
 }
 
+/* The SASL login in canonical form into c->login; NULL when it is usable,
+ * else the reason it is refused. A login is never cut short: two cut logins
+ * could share a customer. */
+static const char *take_login(struct pol_conn *c, const char *login)
+{
+    c->login[0] = '\0';
+    if (login == NULL || *login == '\0')
+        return NULL;
+    if (login_canonical(c->snap->cfg->sasl_realm, login, c->login, sizeof(c->login)) == 0)
+        return NULL;
+    c->login[0] = '\0';
+    for (const char *p = login; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return "login_invalid";
+    return "login_too_long";
+}
+
+/* A login that neither the Redis hash nor the config maps: sasl.unknown. */
+static const char *unknown_login(struct pol_conn *c, struct pol_reply *r)
+{
+    switch (c->snap->cfg->sasl_unknown) {
+    case CFG_SU_REFUSE:
+        set_reply(r, POL_REJECT, "550", "5.7.1",
+                  "SASL login %s is not provisioned on this relay, contact support",
+                  c->login);
+        return "login_not_provisioned";
+    case CFG_SU_TEMPFAIL:
+        set_reply(r, POL_TEMPFAIL, "451", "4.7.1",
+                  "SASL login %s is not provisioned on this relay yet, try again later",
+                  c->login);
+        return "login_not_provisioned";
+    default: /* own: the login is its customer, "sasl:LOGIN" */
+        if (identity_name_problem(c->customer, 1) == NULL)
+            return NULL;
+        set_reply(r, POL_REJECT, "550", "5.7.1", "SASL login name not usable");
+        return "login_invalid";
+    }
+}
+
+/* A refusal at MAIL FROM: one decision line, one event, the end of it. */
+static void refuse_mail(struct pol_conn *c, const char *reason, const struct pol_reply *r)
+{
+    const char *action = r->verdict == POL_TEMPFAIL ? "tempfail" : "reject";
+
+    log_decision(c, NULL, action, reason);
+    record_event(c, reason, action);
+    end_transaction(c);
+}
+
 void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
               const char *login, struct pol_reply *r)
 {
-    const char *domain;
+    const char *domain, *reason;
 
     pol_abort(c); /* a MAIL without the previous transaction's end */
     c->snap = snap;
     reply_continue(r);
     int kind = addr_normalise(sender, c->sender, sizeof(c->sender), &domain);
-    /* A customer name becomes part of Redis keys: an over-long login is
-     * refused rather than cut short (two cut names could share a quota). */
-    if (login != NULL && strlen(login) > CUSTOMER_NAME_MAX) {
-        snprintf(c->customer, sizeof(c->customer), "(login too long)");
-        set_reply(r, POL_REJECT, "550", "5.7.1", "SASL login name too long");
-        log_decision(c, NULL, "reject", "login_too_long");
+    if ((reason = take_login(c, login)) != NULL) {
+        snprintf(c->customer, sizeof(c->customer), "(unusable login)");
+        set_reply(r, POL_REJECT, "550", "5.7.1", "SASL login name %s",
+                  strcmp(reason, "login_too_long") == 0 ? "too long" : "not usable");
+        log_decision(c, NULL, "reject", reason);
         end_transaction(c);
         return;
     }
@@ -293,11 +360,15 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
     if (kind == ADDR_OK && (*domain == '\0' || dom_canonical(domain, c->sender_domain,
                                                              sizeof(c->sender_domain))))
         snprintf(c->sender_domain, sizeof(c->sender_domain), "invalid.");
-    if (resolve_customer(c, login, r) != 0) {
+    int unmapped = resolve_customer(c, r);
+    if (unmapped < 0) {
         end_transaction(c);
         return;
     }
-    const char *reason = NULL;
+    if (unmapped && (reason = unknown_login(c, r)) != NULL) {
+        refuse_mail(c, reason, r);
+        return;
+    }
     if (c->lim.v[LIM_SUSPENDED]) {
         reason = "suspended";
         set_reply(r, POL_REJECT, "550", "5.7.1",
@@ -306,11 +377,8 @@ void pol_mail(struct pol_conn *c, struct snap *snap, const char *sender,
         set_reply(r, POL_REJECT, "550", "5.7.1", "%s may not send as %s", c->customer,
                   c->sender_domain);
     }
-    if (reason != NULL) {
-        log_decision(c, NULL, "reject", reason);
-        record_event(c, reason, "reject");
-        end_transaction(c);
-    }
+    if (reason != NULL)
+        refuse_mail(c, reason, r);
 }
 
 /* The blocked entry naming domain or its nearest parent, config or Redis. */
@@ -348,9 +416,9 @@ void pol_rcpt(struct pol_conn *c, const char *rcpt, struct pol_reply *r)
         dom_canonical(domain, canon, sizeof(canon)) == 0 &&
         (hit = blocked_domain(c, canon)) != NULL) {
         set_reply(r, POL_REJECT, "550", "5.7.1", "relaying to %s is not allowed", hit);
-        msg_info("NOQUEUE: customer=%s sender=<%s> rcpt=<%s> action=reject "
+        msg_info("NOQUEUE: customer=%s login=%s sender=<%s> rcpt=<%s> action=reject "
                  "reason=blocked_recipient_domain",
-                 c->customer, c->sender, addr);
+                 c->customer, login_text(c), c->sender, addr);
         c->nblocked++;
         note_rcpt(c, addr);
         metrics_rcpt_refused(c->snap->metrics, "blocked_recipient_domain");
@@ -411,9 +479,13 @@ static void data_decide(struct pol_conn *c, const char *qid, struct pol_reply *r
         store_failed(c, qid, "DATA", err, r);
         return;
     }
-    struct store_event ev = {
-        qid ? qid : "", c->customer, c->sender,
-        c->rcpts,       "",          lim_action_name((int)c->lim.v[LIM_ACTION])};
+    struct store_event ev = {qid ? qid : "",
+                             c->customer,
+                             login_text(c),
+                             c->sender,
+                             c->rcpts,
+                             "",
+                             lim_action_name((int)c->lim.v[LIM_ACTION])};
     c->q.event = &ev;
     int rc = timed_charge(c, &res, err);
     c->q.event = NULL;
@@ -470,9 +542,9 @@ void pol_abort(struct pol_conn *c)
             msg_error("customer=%s: refund of an aborted message failed: %s", c->customer,
                       err);
         else
-            msg_info("customer=%s sender=<%s> nrcpt=%lld: transaction aborted, charge "
-                     "refunded",
-                     c->customer, c->sender, c->nrcpt);
+            msg_info("customer=%s login=%s sender=<%s> nrcpt=%lld: transaction aborted, "
+                     "charge refunded",
+                     c->customer, login_text(c), c->sender, c->nrcpt);
     }
     end_transaction(c);
 }

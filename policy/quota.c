@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keys.h"
+
 /* Field ids of each scope's first window; windows follow in order. */
 static const struct scope {
     int msg, rcpt;
@@ -26,13 +28,9 @@ static int add_counter(struct quota_req *q, const struct lim_set *lim, int scope
     if (c->lim_msg == LIM_UNLIMITED && c->lim_rcpt == LIM_UNLIMITED)
         return 0;
     c->window_ms = lim_window_seconds[w] * 1000LL;
-    if (scope == 0)
-        len = snprintf(c->key, sizeof(c->key), "%sqc:%s:%s", prefix, lim_window_tag[w],
-                       customer);
-    else
-        len = snprintf(c->key, sizeof(c->key), "%sqs:%s:%zu:%s:%s", prefix,
-                       lim_window_tag[w], strlen(customer), customer, sender);
-    if (len < 0 || (size_t)len >= sizeof(c->key))
+    len = keys_counter(c->key, sizeof(c->key), prefix,
+                       scope == 0 ? KEYS_CUSTOMER : KEYS_SENDER, w, customer, sender);
+    if (len < 0)
         return -1;
     c->keylen = (size_t)len;
     q->n++;

@@ -12,11 +12,7 @@
  *       "quota exceeded: messages_per_hour 1000 for acme, retry in 12m"
  *   quota_format_duration(ms, buf, len)   "45s", "12m", "3h"
  *
- * Key layout (README "Redis keys"):
- *   PREFIX qc:W:CUSTOMER                   customer scope, W = m | h | d
- *   PREFIX qs:W:LEN:CUSTOMER:SENDER        sender scope; LEN = length of
- *                                          CUSTOMER, so no customer or sender
- *                                          text can forge another's key
+ * Counter keys are named by keys.h.
  */
 #ifndef RM_QUOTA_H
 #define RM_QUOTA_H

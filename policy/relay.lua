@@ -6,13 +6,18 @@
 -- exact quota: no other client can read or write between our check and charge.
 --
 -- lookup  KEYS[1] = PREFIX.."sasl", KEYS[2] = PREFIX.."limits:"..FALLBACK
---         ARGV[2] = SASL login ("" when none), ARGV[3] = PREFIX.."limits:",
+--         ARGV[2] = SASL login, canonical ("" when none),
+--         ARGV[3] = PREFIX.."limits:",
 --         ARGV[4] = sender domain (canonical, "" for none),
 --         ARGV[5] = PREFIX.."domain:", ARGV[6] = blocked-domains set key ("":
---         not wanted this time), ARGV[7] = the most members to return
+--         not wanted this time), ARGV[7] = the most members to return,
+--         ARGV[8] = characters no customer name may hold, ARGV[9..] = the
+--         prefixes reserved for relaymilter's own names (identity.h)
 --         -> { customer-from-sasl-hash or "", garbage-flag, { field, value, ... },
 --              owned-level or "", customer-is-member, blocked-status (0 not
---              asked, 1 here, 2 too large or wrong type), { blocked... } }
+--              asked, 1 here, 2 too large or wrong type), { blocked... },
+--              bad-mapping (1: the hash names a customer that may not be one;
+--              its name is the first element, and the fallback applies) }
 --         The limits and domain keys are chosen here (the customer may come
 --         from the sasl hash); they are not declared, which Redis Cluster would
 --         refuse: the supported topology is one primary, replicas, Sentinel.
@@ -22,7 +27,7 @@
 --         ARGV[5i-2 .. 5i+2] = window ms, message limit, recipient limit (-1:
 --         not limited), and the two limits' field names, for KEYS[i]
 --         then the event to record if refused: events stream key ("" none),
---         MAXLEN, queue id, customer, sender, recipients, action
+--         MAXLEN, queue id, customer, login, sender, recipients, action
 --         -> { 1, now_ms } admitted and charged, or
 --            { 0, i, metric ("m"|"r"), retry_ms } refused, nothing charged
 --
@@ -59,14 +64,28 @@ local function owners(domain, prefix, customer)
   return '', 0
 end
 
+-- A customer name the sasl hash may hold: none of the forbidden characters,
+-- no reserved prefix, so a hash entry can never name "ip:..." or "sasl:...".
+local function name_ok(c)
+  for i = 1, #ARGV[8] do
+    if string.find(c, string.sub(ARGV[8], i, i), 1, true) then return false end
+  end
+  for i = 9, #ARGV do
+    if string.sub(c, 1, #ARGV[i]) == ARGV[i] then return false end
+  end
+  return true
+end
+
 if op == 'lookup' then
   local customer = ''
   local limkey = KEYS[2]
-  local garbage = 0
+  local garbage, badmap = 0, 0
   if ARGV[2] ~= '' then
     local c = redis.pcall('HGET', KEYS[1], ARGV[2])
     if type(c) == 'table' and c.err then
       garbage = 1
+    elseif c and c ~= '' and not name_ok(c) then
+      customer, badmap = c, 1
     elseif c and c ~= '' then
       customer = c
       limkey = ARGV[3] .. c
@@ -77,7 +96,8 @@ if op == 'lookup' then
     garbage = 1
     fields = {}
   end
-  local who = customer ~= '' and customer or string.sub(KEYS[2], #ARGV[3] + 1)
+  local who = badmap == 0 and customer ~= '' and customer
+    or string.sub(KEYS[2], #ARGV[3] + 1)
   local level, member = owners(ARGV[4], ARGV[5], who)
   local bstatus, blocked = 0, {}
   if ARGV[6] ~= '' then
@@ -88,7 +108,7 @@ if op == 'lookup' then
       bstatus, blocked = 1, redis.call('SMEMBERS', ARGV[6])
     end
   end
-  return { customer, garbage, fields, level, member, bstatus, blocked }
+  return { customer, garbage, fields, level, member, bstatus, blocked, badmap }
 end
 
 -- A finite count >= 0, or nil. Redis's Lua reads "nan" and "inf" as numbers;
@@ -155,8 +175,8 @@ local function record(i, metric, now)
   if ARGV[e] == '' or tonumber(ARGV[e + 1]) == 0 then return end
   redis.call('XADD', ARGV[e], 'MAXLEN', '~', ARGV[e + 1], '*',
     'time', math.floor(now / 1000), 'queue_id', ARGV[e + 2], 'customer', ARGV[e + 3],
-    'sender', ARGV[e + 4], 'recipients', ARGV[e + 5],
-    'reason', ARGV[5 * i + (metric == 'm' and 1 or 2)], 'action', ARGV[e + 6])
+    'login', ARGV[e + 4], 'sender', ARGV[e + 5], 'recipients', ARGV[e + 6],
+    'reason', ARGV[5 * i + (metric == 'm' and 1 or 2)], 'action', ARGV[e + 7])
 end
 
 local n = tonumber(ARGV[2])

@@ -48,13 +48,16 @@ enum {
 };
 
 struct store_lookup_req {
-    const char *login;         /* SASL login, "" when none */
+    const char *login;         /* SASL login in canonical form, "" when none */
     const char *fallback;      /* the customer when the sasl hash does not name one */
     const char *sender_domain; /* canonical, "" for none: ownership is looked up */
 };
 
 struct store_lookup_res {
     char customer[STORE_NAME_MAX]; /* "" when the sasl hash does not name one */
+    int bad_mapping;               /* the hash names customer, which may not be a customer
+                                    * name (identity.h): ignored, the fallback's limits are
+                                    * in the fields */
     int garbage;                   /* a key held the wrong type */
     int nfields;
     int truncated; /* more fields (or longer ones) than kept */
@@ -70,7 +73,7 @@ struct store_lookup_res {
 
 /* One entry of the events stream; fields are text, "" when unknown. */
 struct store_event {
-    const char *qid, *customer, *sender, *recipients, *reason, *action;
+    const char *qid, *customer, *login, *sender, *recipients, *reason, *action;
 };
 
 struct store;

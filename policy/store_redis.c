@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "blockset.h"
+#include "identity.h"
+#include "keys.h"
 #include "lookcache.h"
 #include "localquota.h"
 #include "log.h"
@@ -34,14 +36,6 @@ static long long wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Keys are PREFIX + a fixed name (+ a variable part); one place builds them. */
-static int make_key(char *buf, size_t len, const char *prefix, const char *name,
-                    const char *rest)
-{
-    int n = snprintf(buf, len, "%s%s%s", prefix, name, rest ? rest : "");
-    return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
 /* Every call ends here: the connection goes back with the call's outcome. */
@@ -94,15 +88,17 @@ static int parse_fields(const redisReply *f, struct store_lookup_res *res)
     return 0;
 }
 
-/* { customer, garbage, {fields}, level, member, blocked-status, {blocked} } */
+/* { customer, garbage, {fields}, level, member, blocked-status, {blocked},
+ *   bad-mapping } */
 static int parse_lookup(struct store_redis *s, const redisReply *r,
                         struct store_lookup_res *res)
 {
-    long long garbage, member, bstatus;
+    long long garbage, member, bstatus, badmap;
     int trunc = 0;
 
     memset(res, 0, sizeof(*res));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
+        rpool_int(r, 7, &badmap) != 0 ||
         rpool_str(r, 0, res->customer, sizeof(res->customer), &trunc) < 0 ||
         rpool_int(r, 1, &garbage) != 0 || parse_fields(r->element[2], res) != 0 ||
         rpool_str(r, 3, res->dom_level, sizeof(res->dom_level), &trunc) < 0 ||
@@ -114,6 +110,7 @@ static int parse_lookup(struct store_redis *s, const redisReply *r,
         res->dom_level[0] = '\0';
     }
     res->garbage = garbage != 0 || trunc || bstatus == 2;
+    res->bad_mapping = badmap != 0 && res->customer[0] != '\0';
     res->dom_member = member != 0;
     if (bstatus == 1)
         install_blocked(s, r->element[6]);
@@ -127,11 +124,11 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     char k_sasl[512], k_lim[1024], k_pre[512], k_dom[512], k_blk[512], cap[24];
     int rc = -1;
 
-    if (make_key(k_sasl, sizeof(k_sasl), s->prefix, "sasl", NULL) ||
-        make_key(k_pre, sizeof(k_pre), s->prefix, "limits:", NULL) ||
-        make_key(k_lim, sizeof(k_lim), s->prefix, "limits:", req->fallback) ||
-        make_key(k_dom, sizeof(k_dom), s->prefix, "domain:", NULL) ||
-        make_key(k_blk, sizeof(k_blk), s->prefix, "blocked-rcpt-domains", NULL)) {
+    if (keys_sasl(k_sasl, sizeof(k_sasl), s->prefix) < 0 ||
+        keys_limits(k_pre, sizeof(k_pre), s->prefix, NULL) < 0 ||
+        keys_limits(k_lim, sizeof(k_lim), s->prefix, req->fallback) < 0 ||
+        keys_domain(k_dom, sizeof(k_dom), s->prefix, NULL) < 0 ||
+        keys_blocked(k_blk, sizeof(k_blk), s->prefix) < 0) {
         snprintf(err, STORE_ERR_MAX, "customer name too long for a key");
         return -1;
     }
@@ -147,12 +144,24 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     if (!blk_due)
         k_blk[0] = '\0';
     snprintf(cap, sizeof(cap), "%d", BLOCKSET_MAX_MEMBERS);
-    const char *argv[] = {NULL,       NULL,  "2",
-                          k_sasl,     k_lim, "lookup",
-                          req->login, k_pre, req->sender_domain ? req->sender_domain : "",
-                          k_dom,      k_blk, cap};
+    const char *argv[] = {NULL,
+                          NULL,
+                          "2",
+                          k_sasl,
+                          k_lim,
+                          "lookup",
+                          req->login,
+                          k_pre,
+                          req->sender_domain ? req->sender_domain : "",
+                          k_dom,
+                          k_blk,
+                          cap,
+                          identity_forbidden,
+                          [12 + IDENTITY_NRESERVED] = NULL};
     enum { ARGC = sizeof(argv) / sizeof(argv[0]) };
     size_t lens[ARGC];
+    for (int i = 0; i < IDENTITY_NRESERVED; i++)
+        argv[13 + i] = identity_reserved[i];
     for (int i = 2; i < ARGC; i++)
         lens[i] = strlen(argv[i]);
     struct rconn *c = rpool_get(s->pool, err);
@@ -168,7 +177,7 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     return finish(s, c, r, rc);
 }
 
-enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 2 + 5 * QUOTA_MAX_COUNTERS + 7 };
+enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 2 + 5 * QUOTA_MAX_COUNTERS + 8 };
 
 struct qargs {
     const char *argv[QARGS_MAX];
@@ -221,6 +230,7 @@ static void quota_args(struct store_redis *s, const struct quota_req *q, const c
     push_num(a, s->events_maxlen);
     push_str(a, ev ? ev->qid : "");
     push_str(a, ev ? ev->customer : "");
+    push_str(a, ev ? ev->login : "");
     push_str(a, ev ? ev->sender : "");
     push_str(a, ev ? ev->recipients : "");
     push_str(a, ev ? ev->action : "");
@@ -266,7 +276,7 @@ static int quota_call(struct store_redis *s, const struct quota_req *q, const ch
         res->admitted = 1;
         return 0;
     }
-    make_key(events_key, sizeof(events_key), s->prefix, "events", NULL);
+    keys_events(events_key, sizeof(events_key), s->prefix);
     quota_args(s, q, op, charged_ms, &a, events_key);
     struct rconn *c = rpool_get(s->pool, err);
     if (c == NULL)
@@ -327,14 +337,14 @@ static int redis_event(struct store *base, const struct store_event *ev, char *e
 
     if (s->events_maxlen == 0)
         return 0;
-    make_key(key, sizeof(key), s->prefix, "events", NULL);
+    keys_events(key, sizeof(key), s->prefix);
     snprintf(maxlen, sizeof(maxlen), "%d", s->events_maxlen);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {"XADD",     key,        "MAXLEN",     "~",
-                          maxlen,     "*",        "time",       now,
-                          "queue_id", ev->qid,    "customer",   ev->customer,
-                          "sender",   ev->sender, "recipients", ev->recipients,
-                          "reason",   ev->reason, "action",     ev->action};
+    const char *argv[] = {
+        "XADD",   key,        "MAXLEN",   "~",        maxlen,       "*",
+        "time",   now,        "queue_id", ev->qid,    "customer",   ev->customer,
+        "login",  ev->login,  "sender",   ev->sender, "recipients", ev->recipients,
+        "reason", ev->reason, "action",   ev->action};
     enum { ARGC = sizeof(argv) / sizeof(argv[0]) };
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)

@@ -337,7 +337,7 @@ check "usage without a customer: exit 2" [ "$ST" -eq 2 ]
 
 # ---------------------------------------------------------------- events
 R DEL relay:events >/dev/null
-R XADD relay:events '*' time 1700000000 queue_id 4XyZ1234 customer acme sender bob@acme.example \
+R XADD relay:events '*' time 1700000000 queue_id 4XyZ1234 customer acme login bob@relay.test sender bob@acme.example \
     recipients 'a@x.example,b@x.example' reason messages_per_hour action tempfail >/dev/null
 R XADD relay:events '*' time 1700000100 queue_id '' customer other sender 'e@o.example' \
     recipients '' reason suspended action reject >/dev/null
@@ -347,8 +347,8 @@ for i in 1 2 3; do
 done
 run ctl events
 check "events: all five, newest first" eval '[ "$ST" -eq 0 ] && [ "$(wc -l <<<"$OUT")" = 5 ] && [[ "$(head -1 <<<"$OUT")" == "2023-11-14 22:16:43 UTC  Q3 "* ]]'
-check "events: one line with every field" eval 'grep -qxF "2023-11-14 22:13:20 UTC  4XyZ1234  customer=acme sender=<bob@acme.example> recipients=a@x.example,b@x.example reason=messages_per_hour action=tempfail" <<<"$OUT"'
-check "events: no queue id" eval 'grep -qF "2023-11-14 22:15:00 UTC  NOQUEUE  customer=other sender=<e@o.example> recipients= reason=suspended action=reject" <<<"$OUT"'
+check "events: one line with every field" eval 'grep -qxF "2023-11-14 22:13:20 UTC  4XyZ1234  customer=acme login=bob@relay.test sender=<bob@acme.example> recipients=a@x.example,b@x.example reason=messages_per_hour action=tempfail" <<<"$OUT"'
+check "events: no queue id" eval 'grep -qF "2023-11-14 22:15:00 UTC  NOQUEUE  customer=other login=- sender=<e@o.example> recipients= reason=suspended action=reject" <<<"$OUT"'
 run ctl events 2
 check "events 2: the two newest" eval '[ "$ST" -eq 0 ] && [ "$(wc -l <<<"$OUT")" = 2 ] && has "$OUT" " Q3 " && has "$OUT" " Q2 " && ! has "$OUT" " Q1 "'
 for n in 0 x -1 '2;3' '*'; do

@@ -9,6 +9,7 @@ with the remaining arguments (-k PATTERN, -v, ...).
 
     class MyTests(e2e_main.HarnessCase):
         settings = {...}          # milter settings (harness_conf.milter_config)
+        harness_args = {...}      # optional: more Harness arguments (sasl_users=...)
         harness = MyHarness       # optional: a subclass of Harness
         milter = "/path/wrapper"  # optional: instead of --milter
 
@@ -29,13 +30,14 @@ MILTER = None  # path of the relaymilter binary
 
 class HarnessCase(unittest.TestCase):
     settings = None   # the milter's settings for the whole class
+    harness_args = {}  # keyword arguments of the Harness (sasl_users, ...)
     harness = Harness  # a subclass may bring its own (timeouts, ...)
     milter = None     # the command that runs the milter; default MILTER
     h = None
 
     @classmethod
     def setUpClass(cls):
-        cls.h = cls.harness(cls.milter or MILTER, cls.settings).start()
+        cls.h = cls.harness(cls.milter or MILTER, cls.settings, **cls.harness_args).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -3,6 +3,7 @@
 
   milter_config(socket, redis_port, settings)  relaymilter.conf (libconfig)
   postfix_main_cf(h, example)                  main.cf of the private Postfix
+  sasl_smtpd_conf(sasldb)                      Cyrus SASL's smtpd.conf for it
   postfix_master_cf(smtpd_port)                its master.cf
   example_milter_params(path, milter_port)     the lines of postfix-example/main.cf
   free_port(), listening(port), wait_until(...), check_accounts()
@@ -225,11 +226,39 @@ def postfix_main_cf(h, example):
         ("smtputf8_enable", "no"),
         ("biff", "no"),
     ]
+    if h.sasl_users is not None:
+        # SMTP AUTH as a relay offers it: Cyrus SASL, a sasldb of our own
+        # (sasl_smtpd_conf). Debian's Postfix reads $config_directory/sasl/
+        # smtpd.conf. Without smtpd_sasl_local_domain, {auth_authen} is the
+        # login exactly as the client typed it.
+        sasl = [
+            ("smtpd_sasl_auth_enable", "yes"),
+            ("smtpd_sasl_type", "cyrus"),
+            ("smtpd_sasl_path", "smtpd"),
+            ("cyrus_sasl_config_path", os.path.join(h.etc, "sasl")),
+            ("smtpd_sasl_security_options", "noanonymous"),
+            ("smtpd_sasl_local_domain", h.sasl_local_domain or ""),
+            ("mynetworks", h.mynetworks),
+            ("smtpd_relay_restrictions",
+             "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"),
+        ]
+        names = dict(sasl)
+        base = [(n, names.pop(n, v)) for n, v in base] + list(names.items())
     lines = ["# written by test/e2e/harness_conf.py"]
     lines += ["%s = %s" % kv for kv in base]
     lines.append("# from %s" % example)
     lines += ["%s = %s" % kv for kv in example_milter_params(example, h.milter_port)]
     return "\n".join(lines) + "\n"
+
+
+def sasl_smtpd_conf(sasldb):
+    """Cyrus SASL's configuration for smtpd: PLAIN and LOGIN checked against
+    the sasldb file given (auxprop), nothing else."""
+    return ("# written by test/e2e/harness_conf.py\n"
+            "pwcheck_method: auxprop\n"
+            "auxprop_plugin: sasldb\n"
+            "mech_list: PLAIN LOGIN\n"
+            "sasldb_path: %s\n" % sasldb)
 
 
 MASTER_SERVICES = """\

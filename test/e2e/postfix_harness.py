@@ -16,9 +16,18 @@ Pieces, each on its own free 127.0.0.1 port:
 The milter lines of Postfix's main.cf are those of postfix-example/main.cf,
 with the socket pointed at the milter started here.
 
+SMTP AUTH: Harness(..., sasl_users={"bob": "pw"}) gives Postfix Cyrus SASL
+(PLAIN and LOGIN) over a private sasldb whose accounts live in the realm
+SASL_REALM; relaying is then allowed to mynetworks (default loopback) and to
+authenticated clients. Cyrus accepts an account under several spellings
+("bob", "bob@relay.e2e.test"), and Postfix hands the milter the login as
+typed unless sasl_local_domain is given (smtpd_sasl_local_domain).
+
 What a test uses:
-  send(sender, rcpts, source=ADDR) -> Outcome   one SMTP connection; every reply
-                          (source: any 127.x.y.z, so a test can be its own client)
+  send(sender, rcpts, source=ADDR, auth=(USER, PASSWORD, MECH)) -> Outcome
+                          one SMTP connection; every reply (source: any
+                          127.x.y.z, so a test can be its own client; auth:
+                          log in first, MECH "PLAIN" or "LOGIN")
   smtp(source)            a raw smtplib connection, for odd dialogues
   sink_messages(sender), wait_for_deliveries(n, sender), delivered_recipients()
   queue_list() (postqueue -j), hold_queue(), queue_file(id) (postcat),
@@ -49,7 +58,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from harness_conf import (check_accounts, free_port, listening, milter_config, stop_process,
-                          postfix_main_cf, postfix_master_cf, wait_until)
+                          postfix_main_cf, postfix_master_cf, sasl_smtpd_conf, wait_until)
 
 HERE = pathlib.Path(__file__).resolve().parent
 EXAMPLE_MAIN_CF = HERE.parent.parent / "postfix-example" / "main.cf"
@@ -98,14 +107,27 @@ def _tail(path, n=40):
         return "(%s)" % e
 
 
+# The realm of the sasldb accounts: Postfix's myhostname, which Cyrus takes
+# as the realm of a login typed without one.
+SASL_REALM = "relay.e2e.test"
+SASLPASSWD2 = "/usr/sbin/saslpasswd2"
+
+
 class Harness:
     start_timeout = 10  # seconds for a process to listen (a subclass may raise it)
     stop_timeout = 10   # ... and to exit after SIGTERM
-    def __init__(self, milter_path, milter_settings=None, redis_port=None, redis_sock=None):
+    def __init__(self, milter_path, milter_settings=None, redis_port=None, redis_sock=None,
+                 sasl_users=None, sasl_local_domain=None, mynetworks="127.0.0.0/8"):
         """redis_port (and redis_sock, for redis()): a Redis of the test's own;
-        by default that of test/lib/with-redis."""
+        by default that of test/lib/with-redis. sasl_users: {login: password}
+        accounts for SMTP AUTH (None: no AUTH offered); sasl_local_domain:
+        Postfix's smtpd_sasl_local_domain; mynetworks: the clients Postfix
+        relays for without AUTH."""
         self.milter_path = os.path.abspath(milter_path)
         self.milter_settings = milter_settings or {}
+        self.sasl_users = sasl_users
+        self.sasl_local_domain = sasl_local_domain
+        self.mynetworks = mynetworks
         if redis_port is None:
             self.redis_port = int(os.environ["RM_REDIS_PORT"])
             self.redis_sock = os.environ.get("RM_REDIS_SOCK")
@@ -389,6 +411,8 @@ class Harness:
         for d in (self.etc, self.queue, self.data):
             os.mkdir(d, 0o755)
         shutil.chown(self.data, "postfix", "postfix")
+        if self.sasl_users is not None:
+            self._make_sasldb()
         params = postfix_main_cf(self, EXAMPLE_MAIN_CF)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(params)
@@ -406,6 +430,25 @@ class Harness:
         wait_until(lambda: listening(self.smtpd_port), 15,
                    "Postfix smtpd on 127.0.0.1:%d" % self.smtpd_port,
                    lambda: _tail(self.maillog_path))
+
+    def _make_sasldb(self):
+        """Cyrus's config and a sasldb with the accounts, readable by the
+        postfix user smtpd runs as (nothing is chrooted here)."""
+        sasl_dir = os.path.join(self.etc, "sasl")
+        os.mkdir(sasl_dir, 0o755)
+        db = os.path.join(sasl_dir, "sasldb2")
+        with open(os.path.join(sasl_dir, "smtpd.conf"), "w") as f:
+            f.write(sasl_smtpd_conf(db))
+        for user, password in self.sasl_users.items():
+            self.add_sasl_user(user, password, db)
+
+    def add_sasl_user(self, user, password, db=None):
+        """An account in the sasldb, realm SASL_REALM."""
+        db = db or os.path.join(self.etc, "sasl", "sasldb2")
+        _run([SASLPASSWD2, "-p", "-c", "-f", db, "-u", SASL_REALM, user],
+             input=password + "\n")
+        shutil.chown(db, "root", "postfix")
+        os.chmod(db, 0o640)
 
     def _read_master_pid(self):
         try:
@@ -478,13 +521,29 @@ class Harness:
         msg.set_content("relaymilter end-to-end test message\n")
         return msg.as_bytes()
 
-    def send(self, sender, rcpts, source="127.0.0.1", subject="e2e"):
-        """One message in its own SMTP connection; every reply as an Outcome."""
+    @staticmethod
+    def login(s, user, password, mech="PLAIN"):
+        """SMTP AUTH on connection s with mechanism mech (PLAIN or LOGIN);
+        smtplib.SMTPAuthenticationError when the server refuses."""
+        s.user, s.password = user, password
+        auth = {"PLAIN": s.auth_plain, "LOGIN": s.auth_login}[mech]
+        return s.auth(mech, auth, initial_response_ok=mech == "PLAIN")
+
+    def send(self, sender, rcpts, source="127.0.0.1", subject="e2e", auth=None):
+        """One message in its own SMTP connection; every reply as an Outcome.
+        auth: (user, password) or (user, password, mech): log in first; a
+        refused login is the Outcome of stage "auth"."""
         try:
             s = self.smtp(source)
         except smtplib.SMTPResponseException as e:
             return Outcome("connect", e.smtp_code, e.smtp_error.decode(errors="replace"))
         try:
+            if auth is not None:
+                try:
+                    self.login(s, *auth)
+                except smtplib.SMTPAuthenticationError as e:
+                    return Outcome("auth", e.smtp_code,
+                                   e.smtp_error.decode(errors="replace"))
             return self._transaction(s, sender, rcpts, subject)
         finally:
             try:

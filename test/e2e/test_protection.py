@@ -36,7 +36,7 @@ CUSTOMERS = [
 ]
 SETTINGS = {"redis": {"events_maxlen": EVENTS_MAXLEN}, "limits": LIMITS,
             "customers": CUSTOMERS, "blocked_recipient_domains": ["spamtrap.example"]}
-EVENT_FIELDS = {"id", "time", "queue_id", "customer", "sender", "recipients", "reason",
+EVENT_FIELDS = {"id", "time", "queue_id", "customer", "login", "sender", "recipients", "reason",
                 "action"}
 OK_RCPTS = ["one@example.net", "two@example.org"]
 TIMINGS = []  # (what, seconds), printed at the end
@@ -113,7 +113,7 @@ class Protection(e2e_main.HarnessCase):
         self.assert_may_not_send(o, "beta", "mail.acme.example")
         self.wait_event(customer="beta", sender="(?i)bob@mail.acme.example",
                         reason=".*domain.*", action="reject")
-        self.h.wait_milter_log(r"NOQUEUE: customer=beta sender=<bob@acme\.example> nrcpt=0 "
+        self.h.wait_milter_log(r"NOQUEUE: customer=beta login=- sender=<bob@acme\.example> nrcpt=0 "
                                r"action=reject reason=\S*domain", self.log_at)
         # the owner sends as its domain and subdomains; beta from a free domain
         self.assert_accepted(self.send(ACME, "bob@acme.example"))
@@ -177,7 +177,7 @@ class Protection(e2e_main.HarnessCase):
         blocked = ["trap@spamtrap.example", "deep@x.SpamTrap.example"]
         o = self.send(BETA, "bob@beta.example", [OK_RCPTS[0]] + blocked + [OK_RCPTS[1]])
         self.assert_partly_blocked(o, blocked, "spamtrap.example")
-        self.h.wait_milter_log(r"customer=beta sender=<bob@beta\.example> "
+        self.h.wait_milter_log(r"customer=beta login=- sender=<bob@beta\.example> "
                                r"rcpt=<trap@spamtrap\.example> action=reject", self.log_at)
         # every recipient blocked: nothing delivered, one event
         o = self.send(BETA, "all@beta.example", ["trap@spamtrap.example"])
@@ -284,7 +284,7 @@ class Protection(e2e_main.HarnessCase):
         self.ctl("block", "trap3.example")
         self.poll_rcpt(BETA, "x@trap3.example", 550, 2.0)
         events = self.ctl("events", "5")
-        self.assertRegex(events, r"customer=beta sender=<?bob@delta\.example>?")
+        self.assertRegex(events, r"customer=beta login=- sender=<?bob@delta\.example>?")
         self.ctl("disown", "delta.example", "delta")
         self.ctl("unblock", "trap3.example")
         self.assert_accepted(self.send(BETA, "bob@delta.example"))

@@ -89,7 +89,7 @@ class QuotaThroughPostfix(e2e_main.HarnessCase):
         self.assertEqual(m.queue_id, o.queue_id)
         self.assertEqual(m.recipients, rcpts(2))
         # the decision line carries Postfix's queue id (macro "i" at DATA)
-        self.h.wait_milter_log(r"%s: customer=ip:127\.0\.0\.11 sender=<%s> nrcpt=2 "
+        self.h.wait_milter_log(r"%s: customer=ip:127\.0\.0\.11 login=- sender=<%s> nrcpt=2 "
                                r"action=accept" % (o.queue_id, re.escape(self.sender)),
                                self.log_at)
         keys = self.h.redis("KEYS", "relay:*").split()

@@ -220,7 +220,7 @@ class StoreDown(unittest.TestCase):
         body = self.h.message(self.sender, RCPTS, "kept by the client")
         self.bounded_rounds("tempfail, Redis stopped: MAIL FROM round", src, 6,
                             self.assert_store_tempfail)
-        self.h.wait_milter_log(r"customer=ip:127\.0\.30\.1 sender=<%s> nrcpt=0 "
+        self.h.wait_milter_log(r"customer=ip:127\.0\.30\.1 login=- sender=<%s> nrcpt=0 "
                                r"action=tempfail reason=store_error" % re.escape(self.sender),
                                self.log_at)
         self.h.wait_milter_log(r"circuit open", self.log_at)

@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "identity.h"
+#include "login.h"
 #include "domain.h"
 #include "limits.h"
 #include "log.h"
@@ -253,6 +255,10 @@ static void check_accepted(const struct rm_config *c)
     FUZZ_ASSERT(c->local_share > 0.0 && c->local_share <= 1.0, "redis.local_share");
     IN_RANGE(c->on_store_error, CFG_SE_ACCEPT, CFG_SE_LOCAL, "on_store_error");
     IN_RANGE(c->aborted_charge, CFG_AC_REFUND, CFG_AC_KEEP, "aborted_charge");
+    IN_RANGE(c->sasl_unknown, CFG_SU_OWN, CFG_SU_TEMPFAIL, "sasl.unknown");
+    for (const char *p = c->sasl_realm; p && *p; p++)
+        FUZZ_ASSERT(*p != '@' && !(*p >= 'A' && *p <= 'Z') && (unsigned char)*p > 0x20,
+                    "sasl.realm canonical");
     IN_RANGE(c->log_level, LOG_LVL_DEBUG, LOG_LVL_ERROR, "log.level");
     FUZZ_ASSERT(cfg_store_error_name(c->on_store_error) != NULL, "on_store_error name");
     FUZZ_ASSERT(log_level_name(c->log_level) != NULL, "log level name");
@@ -281,15 +287,22 @@ static void check_accepted(const struct rm_config *c)
     for (size_t i = 0; i < c->ncustomers; i++) {
         const struct cfg_customer *cu = &c->customers[i];
         struct lim_set eff;
-        FUZZ_ASSERT(cu->name && *cu->name, "customer name");
+        FUZZ_ASSERT(cu->name && identity_name_problem(cu->name, 0) == NULL,
+                    "customer name allowed");
         FUZZ_ASSERT(cfg_customer_find(c, cu->name) == (int)i, "customer names unique");
         check_limits(&cu->limits, 0);
         cfg_effective_limits(c, (int)i, &eff);
         check_limits(&eff, 1);
         check_strlist(&cu->sasl);
         check_strlist(&cu->domains);
-        for (size_t j = 0; j < cu->sasl.n; j++)
-            FUZZ_ASSERT(cfg_customer_by_sasl(c, cu->sasl.v[j]) >= 0, "sasl lookup");
+        for (size_t j = 0; j < cu->sasl.n; j++) {
+            char canon[LOGIN_MAX + 1];
+            FUZZ_ASSERT(cfg_customer_by_sasl(c, cu->sasl.v[j]) == (int)i, "sasl lookup");
+            FUZZ_ASSERT(login_canonical(c->sasl_realm, cu->sasl.v[j], canon,
+                                        sizeof(canon)) == 0 &&
+                            strcmp(canon, cu->sasl.v[j]) == 0,
+                        "customers[].sasl canonical");
+        }
         for (size_t j = 0; j < cu->domains.n; j++) {
             FUZZ_ASSERT(canonical(cu->domains.v[j]), "customer domain canonical");
             const char *lvl = cfg_domain_level(c, cu->domains.v[j]);

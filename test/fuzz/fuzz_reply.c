@@ -336,7 +336,7 @@ static void do_charge(struct store *s, const struct rm_config *cfg, long long nr
     struct quota_result res;
     struct lim_set lim;
     char err[STORE_ERR_MAX] = "", text[256];
-    struct store_event ev = {"4XyZ",        "acme", "bob@acme.example",
+    struct store_event ev = {"4XyZ",        "acme", "bob",     "bob@acme.example",
                              "a@x.example", "",     "tempfail"};
 
     cfg_effective_limits(cfg, cfg_customer_find(cfg, "acme"), &lim);
@@ -379,7 +379,8 @@ static void do_refund(struct store *s, const struct rm_config *cfg, long long ch
 
 static void do_event(struct store *s)
 {
-    struct store_event ev = {"", "acme", "bob@acme.example", "", "suspended", "reject"};
+    struct store_event ev = {"", "acme",      "bob",   "bob@acme.example",
+                             "", "suspended", "reject"};
     char err[STORE_ERR_MAX] = "";
 
     check_err(store_event(s, &ev, err), err, "event result");

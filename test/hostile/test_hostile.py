@@ -503,7 +503,7 @@ class Hostile(unittest.TestCase):
         """A second CONNECT in a charged transaction: the first charge must
         still be given back when the connection ends without the message."""
         login = "twice-" + self.tag
-        key = PREFIX + "qc:m:" + login
+        key = PREFIX + "qc:m:sasl:" + login
         with session() as c:
             c.connect_info()
             r = c.mail(b"<a@twice.example>", (), {"{auth_authen}": login})
@@ -532,7 +532,7 @@ class Hostile(unittest.TestCase):
         stages = ["optneg", "connect", "mail", "rcpt", "data", "eom"]
         for i, stop in enumerate(stages):
             login = "abort-%s-%d" % (self.tag, i)
-            key = PREFIX + "qc:m:" + login
+            key = PREFIX + "qc:m:sasl:" + login
             with session() as c:
                 for st in stages:
                     if st == "connect":
@@ -672,7 +672,7 @@ class Hostile(unittest.TestCase):
     # --- the limit afterwards -----------------------------------------------------------------
     def test_zz_limit_still_exact(self):
         login = "final"
-        key = PREFIX + "qc:m:" + login
+        key = PREFIX + "qc:m:sasl:" + login
         self.assertEqual(redis_cli("EXISTS", key), "0")
         # two charged transactions that never finish: a dropped connection
         # (half an EOM packet), and an ABORT
@@ -702,7 +702,7 @@ class Hostile(unittest.TestCase):
         last = verdicts[3]
         self.assertEqual((last.verdict, last.stage), ("tempfail", "DATA"), last)
         self.assertTrue(last.text.startswith("451 4.7.1 quota exceeded: messages_per_minute 3"
-                                             " for final"), last.text)
+                                             " for sasl:final"), last.text)
         self.assertEqual(redis_cli("HGET", key, "m"), "3")
 
     # --- signals ----------------------------------------------------------------

@@ -188,7 +188,8 @@ static void expect_works(char transport, const char *user, const char *pw,
     struct store *s = store_redis_new(cfg);
     struct store_lookup_req req = {"", customer, "auth.example"};
     struct store_lookup_res lres;
-    struct store_event ev = {"Q1", customer, "a@auth.example", "", "suspended", "reject"};
+    struct store_event ev = {"Q1", customer,    "-",     "a@auth.example",
+                             "",   "suspended", "reject"};
     struct quota_req q;
     struct quota_result res;
     char err[STORE_ERR_MAX] = "", what[128], key[256];
@@ -237,7 +238,8 @@ static void expect_fails(char transport, const char *user, const char *pw,
     struct store *s = store_redis_new(cfg);
     struct store_lookup_req req = {"", customer, ""};
     struct store_lookup_res lres;
-    struct store_event ev = {"Q2", customer, "a@auth.example", "", "suspended", "reject"};
+    struct store_event ev = {"Q2", customer,    "-",     "a@auth.example",
+                             "",   "suspended", "reject"};
     struct quota_req q;
     struct quota_result res;
     char err[STORE_ERR_MAX] = "", what[160];

@@ -22,7 +22,8 @@ static struct rm_config *counting_config(void)
     it_limits_group(limits, sizeof(limits),
                     "messages_per_minute=5;recipients_per_minute=12;"
                     "sender_messages_per_minute=3");
-    return it_config("%s%s", redis, limits);
+    return it_config("%s%scustomers = ( { name = \"five\"; sasl = [ \"five\" ]; } );\n",
+                     redis, limits);
 }
 
 /* The counter key of q that belongs to field (a lim_field id), or NULL. */

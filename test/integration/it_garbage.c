@@ -188,7 +188,11 @@ int main(void)
     it_limits_group(
         limits, sizeof(limits),
         "messages_per_minute=3;recipients_per_minute=10;messages_per_hour=100");
-    struct rm_config *cfg = it_config("%s%s", redis, limits);
+    /* the logins of test_policy stand for customers of the same name */
+    struct rm_config *cfg = it_config(
+        "%s%scustomers = ( { name = \"w1\"; sasl = [ \"w1\" ]; },\n"
+        "  { name = \"g7\"; sasl = [ \"g7\" ]; } );\n",
+        redis, limits);
     struct store *s = store_redis_new(cfg);
 
     it_avoid_boundary(rc, MINUTE_MS, 10000);

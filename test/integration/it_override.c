@@ -155,7 +155,7 @@ static void test_sasl_map(struct store *s)
     expect_refusal(&rep, "messages_per_minute 2 for acme2");
     redisContext *rc = it_redis();
     CHECK_HGET(rc, "relay:qc:m:acme2", "m", 2);
-    redisReply *r = it_cmd(rc, "EXISTS relay:qc:m:bob-login");
+    redisReply *r = it_cmd(rc, "EXISTS relay:qc:m:sasl:bob-login relay:qc:m:bob-login");
     CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == 0,
           "the login itself was charged as a customer");
     freeReplyObject(r);
@@ -165,6 +165,28 @@ static void test_sasl_map(struct store *s)
     cli("HSET", "relay:sasl", "cfg-login", "acme2");
     send_one("cfg-login", &rep);
     expect_refusal(&rep, "for acme2");
+}
+
+/* A hash entry that names a reserved or malformed customer name is ignored:
+ * the login keeps its own identity and the fallback's limits. */
+static void test_bad_mapping(struct store *s)
+{
+    const char *bad[] = {"ip:192.0.2.1", "sasl:other", "br{ace}", "ip:"};
+    struct store_lookup_res res;
+
+    cli("HSET", "relay:limits:sasl:mallory", "messages_per_minute", "4");
+    cli("HSET", "relay:limits:ip:192.0.2.1", "messages_per_minute", "999");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cli("HSET", "relay:sasl", "mallory", bad[i]);
+        lookup(s, "mallory", "sasl:mallory", &res);
+        CHECK(res.bad_mapping && strcmp(res.customer, bad[i]) == 0,
+              "hash names %s: bad_mapping %d, customer \"%s\"", bad[i], res.bad_mapping,
+              res.customer);
+        const char *v = field(&res, "messages_per_minute");
+        CHECK(v && strcmp(v, "4") == 0, "hash names %s: the fallback's limits (%s)", bad[i],
+              v ? v : "(none)");
+    }
+    cli("HDEL", "relay:sasl", "mallory", NULL);
 }
 
 /* calls of a command since the server started (INFO commandstats) */
@@ -216,9 +238,15 @@ int main(void)
     redisContext *rc = it_redis();
     it_redis_group(redis, sizeof(redis), "relay:", 1000, 2);
     it_limits_group(limits, sizeof(limits), "messages_per_minute=5");
-    struct rm_config *cfg = it_config(
-        "%s%scustomers = ( { name = \"cfgcust\"; sasl = [ \"cfg-login\" ]; } );\n", redis,
-        limits);
+    /* Logins that stand for customers of the same name are mapped by the
+     * config: an unmapped login would be the customer "sasl:LOGIN". */
+    struct rm_config *cfg =
+        it_config("%s%scustomers = ( { name = \"cfgcust\"; sasl = [ \"cfg-login\" ]; },\n"
+                  "  { name = \"cust1\"; sasl = [ \"cust1\" ]; },\n"
+                  "  { name = \"cust2\"; sasl = [ \"cust2\" ]; },\n"
+                  "  { name = \"cust3\"; sasl = [ \"cust3\" ]; },\n"
+                  "  { name = \"copy-login\"; sasl = [ \"copy-login\" ]; } );\n",
+                  redis, limits);
     struct store *s = store_redis_new(cfg);
 
     snap_publish(snap_new(cfg, store_ref(s)));
@@ -226,6 +254,7 @@ int main(void)
     test_override(s);
     test_malformed(s);
     test_sasl_map(s);
+    test_bad_mapping(s);
     test_recent_copy();
     snap_shutdown();
     store_unref(s);

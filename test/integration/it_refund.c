@@ -139,7 +139,8 @@ int main(void)
     it_limits_group(limits, sizeof(limits),
                     "messages_per_hour=100;recipients_per_hour=1000;"
                     "sender_messages_per_hour=50");
-    struct rm_config *cfg = it_config("%s%s", redis, limits);
+    struct rm_config *cfg = it_config(
+        "%s%scustomers = ( { name = \"pol\"; sasl = [ \"pol\" ]; } );\n", redis, limits);
     struct store *s = store_redis_new(cfg);
 
     it_avoid_boundary(rc, HOUR_MS, 10000);

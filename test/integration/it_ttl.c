@@ -106,7 +106,7 @@ static int scan_and_check(redisContext *rc, long long first_ms, long long last_m
 /* A customer allowed nothing: each message is refused and recorded. */
 static void refuse_many(struct store *s, const struct rm_config *cfg)
 {
-    struct store_event ev = {"QIDT",           "capped", "a@capped.example",
+    struct store_event ev = {"QIDT",           "capped", "-",       "a@capped.example",
                              "b@dest.example", "",       "tempfail"};
     struct quota_req q;
     struct quota_result res;

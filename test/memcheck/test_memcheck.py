@@ -388,7 +388,7 @@ class MemcheckBatch(e2e_main.HarnessCase):
         if set(h.hold_queue()) != t.held:
             problems.append("hold queue %s, expected %s" % (h.hold_queue(), sorted(t.held)))
         log = h.milter_log()
-        decided = set(re.findall(r"(\w+): customer=\S+ sender=<[^>]*> nrcpt=\d+ "
+        decided = set(re.findall(r"(\w+): customer=\S+ login=\S+ sender=<[^>]*> nrcpt=\d+ "
                                  r"action=(?:accept|hold)", log))
         undecided = sorted((set(t.to_sink) | t.held) - decided)
         if undecided:

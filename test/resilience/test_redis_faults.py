@@ -89,7 +89,7 @@ class FaultCase(unittest.TestCase):
         """After a restart: seconds until the over-limit customer is refused
         through Redis (4.7.1 naming Redis's limit 0), and until every load
         customer has a counter in Redis again. Also returns the probes."""
-        h.redis_cmd(self.redis.port, "HSET", "relay:limits:" + OVER,
+        h.redis_cmd(self.redis.port, "HSET", "relay:limits:sasl:" + OVER,
                     "messages_per_minute", "0")
         probes, refused_at, counted_at, n = [], None, None, 0
         while time.monotonic() < t_up + RESUME_S and (refused_at is None or
@@ -99,10 +99,10 @@ class FaultCase(unittest.TestCase):
                 rec = h.send_one(self.milter.address, OVER, "P%d" % n)
                 probes.append(rec)
                 if rec.verdict == "tempfail" and rec.text.startswith("451 4.7.1") and \
-                        "messages_per_minute 0 for %s" % OVER in rec.text:
+                        "messages_per_minute 0 for sasl:%s" % OVER in rec.text:
                     refused_at = rec.t_end
             if counted_at is None:
-                counts = [h.redis_try(self.redis.port, "HGET", "relay:qc:m:" + c, "m")
+                counts = [h.redis_try(self.redis.port, "HGET", "relay:qc:m:sasl:" + c, "m")
                           for c in customers]
                 if all(c is not None and int(c) > 0 for c in counts):
                     counted_at = time.monotonic()
@@ -171,7 +171,7 @@ class FaultCase(unittest.TestCase):
         for t, ln in self.milter.grep(r"action=accept reason=store_error fallback=local",
                                       t_kill):
             for c in LOAD + [OVER]:
-                if " customer=%s " % c in ln:
+                if " customer=sasl:%s " % c in ln:
                     local_ok[c] += 1
         refused = self.milter.grep(r"action=tempfail reason=\S+ fallback=local", t_kill)
         admitted = collections.Counter(r.customer for r in during if r.verdict == "accept")
@@ -237,7 +237,7 @@ class FaultCase(unittest.TestCase):
         # the message got 451 4.3.0 yet is counted. At most one per pooled
         # connection that was in flight when Redis stopped.
         accepted = collections.Counter(r.customer for r in records if r.verdict == "accept")
-        counted = {c: int(h.redis_try(self.redis.port, "HGET", "relay:qc:d:" + c, "m") or 0)
+        counted = {c: int(h.redis_try(self.redis.port, "HGET", "relay:qc:d:sasl:" + c, "m") or 0)
                    for c in LOAD}
         phantom = sum(counted[c] - accepted[c] for c in LOAD)
         report("hang/tempfail", "day counters in Redis %s vs accepted %s: %d charges for "

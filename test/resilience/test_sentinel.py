@@ -111,7 +111,7 @@ class SentinelCase(unittest.TestCase):
     def counters(self, port):
         """(e, m) of every load customer's day counter: it changes only when
         the milter writes to that server."""
-        return [tuple(h.redis_try(port, "HMGET", "relay:qc:d:" + c, "e", "m") or ())
+        return [tuple(h.redis_try(port, "HMGET", "relay:qc:d:sasl:" + c, "e", "m") or ())
                 for c in LOAD]
 
     def wait_counters_land(self, port, base, timeout):

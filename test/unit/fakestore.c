@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "identity.h"
+
 struct fake fk;
 
 /* SMEMBERS of PREFIX domain:DOMAIN: 1 when someone owns domain, and *member
@@ -29,7 +31,8 @@ static int owned(const struct fake *f, const char *domain, const char *customer,
 static void lookup_domain(const struct fake *f, const char *domain,
                           struct store_lookup_res *res)
 {
-    const char *customer = res->customer[0] ? res->customer : f->fallback;
+    const char *customer =
+        res->customer[0] && !res->bad_mapping ? res->customer : f->fallback;
 
     for (const char *d = domain; d != NULL && *d; d = dom_parent(d))
         if (owned(f, d, customer, &res->dom_member)) {
@@ -54,6 +57,7 @@ static int fake_lookup(struct store *s, const struct store_lookup_req *req,
     }
     memset(res, 0, sizeof(*res));
     snprintf(res->customer, sizeof(res->customer), "%s", f->customer);
+    res->bad_mapping = f->customer[0] && identity_name_problem(f->customer, 0) != NULL;
     res->nfields = f->nfields;
     for (int i = 0; i < f->nfields; i++) {
         snprintf(res->name[i], STORE_FIELD_LEN, "%s", f->fname[i]);
@@ -67,6 +71,7 @@ static void copy_event(struct fake_event *dst, const struct store_event *ev)
 {
     snprintf(dst->qid, sizeof(dst->qid), "%s", ev->qid);
     snprintf(dst->customer, sizeof(dst->customer), "%s", ev->customer);
+    snprintf(dst->login, sizeof(dst->login), "%s", ev->login);
     snprintf(dst->sender, sizeof(dst->sender), "%s", ev->sender);
     snprintf(dst->recipients, sizeof(dst->recipients), "%s", ev->recipients);
     snprintf(dst->reason, sizeof(dst->reason), "%s", ev->reason);

@@ -12,14 +12,14 @@
  *   fake_blocked(domain)       SADD PREFIX blocked-rcpt-domains DOMAIN
  *
  * Script: fail_* make the call return -1; customer is what the SASL hash
- * names; refuse_key refuses the charge on that counter (else it is admitted
- * at clock_ms); charge_local answers every charge as the local fallback
- * would (res.local = 1). The lookup answers domain ownership like the real
- * store: the most specific suffix of the sender domain with owners, and
- * whether the customer (the SASL hash's, else the fallback) is one of them.
- * rcpt_blocked names exactly the blocked domains (callers walk parents).
- * Record: call counts, the lookup request, copies of the charged and
- * refunded requests, of the event each charge carried, and of the events
+ * names (one that identity_name_problem refuses comes back as a bad mapping,
+ * as from the real store); refuse_key refuses the charge on that counter (else it is
+ * admitted at clock_ms); charge_local answers every charge as the local fallback would
+ * (res.local = 1). The lookup answers domain ownership like the real store: the most
+ * specific suffix of the sender domain with owners, and whether the customer (the SASL
+ * hash's, else the fallback) is one of them. rcpt_blocked names exactly the blocked
+ * domains (callers walk parents). Record: call counts, the lookup request, copies of the
+ * charged and refunded requests, of the event each charge carried, and of the events
  * appended. destroy only counts, so the fake outlives every snapshot that
  * held it.
  */
@@ -33,7 +33,7 @@ enum { FAKE_MAX_OWNERS = 8, FAKE_MAX_BLOCKED = 8, FAKE_MAX_EVENTS = 4 };
 
 /* A copy of a store_event: the original points into the caller's frame. */
 struct fake_event {
-    char qid[64], customer[STORE_NAME_MAX], sender[ADDR_MAX + 1];
+    char qid[64], customer[STORE_NAME_MAX], login[STORE_NAME_MAX], sender[ADDR_MAX + 1];
     char recipients[512], reason[64], action[32];
 };
 

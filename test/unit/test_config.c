@@ -381,6 +381,33 @@ static const struct bad_case bad_cases[] = {
      "}\n);\n",
      5, "domains"},
     {"first error wins", "milter = {\n  timeout = 0;\n};\nbogus = 1;\n", 2, "timeout"},
+    {"customer named ip:",
+     "customers = (\n  { name = \"x\"; },\n  {\n    name = "
+     "\"ip:192.0.2.1\"; }\n);\n",
+     4, "reserved"},
+    {"customer named sasl:", "customers = (\n  { name = \"sasl:bob\"; }\n);\n", 2,
+     "reserved"},
+    {"customer name with a brace", "customers = (\n\n  { name = \"a{b}\"; }\n);\n", 3,
+     "'{'"},
+    {"one login spelt twice in one customer",
+     "sasl = { realm = \"Relay.Example\"; };\ncustomers = (\n  { name = \"a\";\n"
+     "    sasl = [ \"bob\",\n             \"BOB@relay.example\" ]; }\n);\n",
+     5, "bob@relay.example"},
+    {"one login in two customers, case only",
+     "customers = (\n  { name = \"a\"; sasl = [ \"Bob\" ]; },\n  { name = \"b\";\n"
+     "    sasl = [ \"bOB\" ]; }\n);\n",
+     4, "\"a\""},
+    {"realm read after the customers",
+     "customers = (\n  { name = \"a\"; sasl = [ \"bob@r.example\" ]; },\n"
+     "  { name = \"b\";\n    sasl = [ \"bob\" ]; }\n);\nsasl = { realm = \"r.example\"; "
+     "};\n",
+     4, "bob@r.example"},
+    {"realm with @", "sasl = {\n  realm = \"a@b\";\n};\n", 2, "sasl.realm"},
+    {"realm with a blank", "sasl = {\n\n  realm = \"a b\";\n};\n", 3, "sasl.realm"},
+    {"sasl.unknown not a choice", "sasl = {\n  unknown = \"maybe\";\n};\n", 2,
+     "own | refuse | tempfail"},
+    {"unknown key in sasl", "sasl = {\n  unknown = \"own\";\n  realms = \"x\";\n};\n", 3,
+     "sasl.realms"},
 };
 
 START_TEST(bad_input_names_line)
@@ -501,6 +528,30 @@ START_TEST(customer_lookups)
 }
 END_TEST
 
+/* customers[].sasl is kept in canonical form under sasl.realm, and lookups
+ * take canonical logins. */
+START_TEST(sasl_group)
+{
+    struct rm_config *cfg = load_ok("sasl = { realm = \"Relay.EXAMPLE\"; unknown = "
+                                    "\"tempfail\"; };\n"
+                                    "customers = ( { name = \"a\"; sasl = [ \"Bob\", "
+                                    "\"carol@Other.Example\" ]; } );\n");
+
+    ck_assert_str_eq(cfg->sasl_realm, "relay.example");
+    ck_assert_int_eq(cfg->sasl_unknown, CFG_SU_TEMPFAIL);
+    ck_assert_str_eq(cfg->customers[0].sasl.v[0], "bob@relay.example");
+    ck_assert_str_eq(cfg->customers[0].sasl.v[1], "carol@other.example");
+    ck_assert_int_eq(cfg_customer_by_sasl(cfg, "bob@relay.example"), 0);
+    ck_assert_int_eq(cfg_customer_by_sasl(cfg, "bob"), -1); /* callers canonicalise */
+    cfg_free(cfg);
+    cfg = load_ok("customers = ( { name = \"a\"; sasl = [ \"Bob\" ]; } );\n");
+    ck_assert_ptr_null(cfg->sasl_realm);
+    ck_assert_int_eq(cfg->sasl_unknown, CFG_SU_OWN);
+    ck_assert_str_eq(cfg->customers[0].sasl.v[0], "bob");
+    cfg_free(cfg);
+}
+END_TEST
+
 START_TEST(effective_limits_inherit)
 {
     struct rm_config *cfg = load_ok(lookup_conf);
@@ -562,6 +613,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, error_fits_small_buffer);
     tcase_add_test(look, customer_lookups);
     tcase_add_test(look, effective_limits_inherit);
+    tcase_add_test(look, sasl_group);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, bad);
     suite_add_tcase(s, look);

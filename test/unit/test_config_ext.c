@@ -3,10 +3,12 @@
  * test_config_ext - the configuration of the newer features (config.h): the
  * local store fallback, the events stream, aborted_charge, Redis Sentinel
  * addresses, domain lists in canonical form, and the domain ownership
- * lookups. Their malformed values are in test_config.c's table of errors with
+ * lookups, and the effective configuration as relaymilter -p prints it
+ * (cfg_print). Their malformed values are in test_config.c's table of errors with
  * their FILE:LINE.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -178,6 +180,79 @@ START_TEST(domain_owner_at_level)
 }
 END_TEST
 
+/* cfg_print of cfg into a string (malloc'd). */
+static char *printed(const struct rm_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    ck_assert_ptr_nonnull(f);
+    cfg_print(cfg, f);
+    fclose(f);
+    return buf;
+}
+
+/* The printed configuration is a config file that loads to the same
+ * configuration: printing it again gives the same text (after the first line,
+ * which names the file). A password is never printed, so it cannot come back;
+ * the cases here have none. */
+static void assert_round_trip(const char *text)
+{
+    struct rm_config *cfg = load_ok(text);
+    char *one = printed(cfg);
+    struct rm_config *again = tu_load(one, err, sizeof(err));
+
+    ck_assert_msg(again != NULL, "printed config refused: %s\n%s", err, one);
+    char *two = printed(again);
+    ck_assert_str_eq(strchr(one, '\n'), strchr(two, '\n'));
+    cfg_free(cfg);
+    cfg_free(again);
+    free(one);
+    free(two);
+}
+
+START_TEST(print_round_trip)
+{
+    FILE *f = fopen(RM_SOURCE_DIR "/postfix-example/relaymilter.conf", "r");
+    char sample[16384];
+
+    ck_assert_ptr_nonnull(f);
+    sample[fread(sample, 1, sizeof(sample) - 1, f)] = '\0';
+    fclose(f);
+    assert_round_trip(sample);
+    assert_round_trip("# defaults only\n");
+    assert_round_trip(
+        "redis = { sentinels = [ \"[::1]:26379\", \"10.0.0.1:26379\" ]; master = \"m\";\n"
+        "  prefix = \"p\\\"re\\\\fix:\"; local_share = 0.5; };\n"
+        "sasl = { realm = \"R.Example\"; unknown = \"tempfail\"; };\n"
+        "limits = { messages_per_day = 5000000000L; action = \"hold\"; };\n"
+        "customers = ( { name = \"q\\\"uote\"; sasl = [ \"Bob\" ];\n"
+        "  networks = [ \"192.0.2.7\", \"2001:db8::/33\" ];\n"
+        "  domains = [ \"B\xc3\xbc"
+        "cher.Example.\" ];\n"
+        "  limits = { suspended = 1; }; } );\n");
+}
+END_TEST
+
+START_TEST(print_shows_defaults_not_secrets)
+{
+    struct rm_config *cfg = load_ok("redis = { password = \"hunter2\"; };\n");
+    char *text = printed(cfg);
+
+    ck_assert_ptr_null(strstr(text, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(text, "# password: set, not shown"));
+    ck_assert_ptr_nonnull(strstr(text, "  socket = \"inet:8890@127.0.0.1\";\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  prefix = \"relay:\";\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  messages_per_hour = 1000;\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  sender_messages_per_day = -1;\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  unknown = \"own\";\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  # realm: not set\n"));
+    cfg_free(cfg);
+    free(text);
+}
+END_TEST
+
 static Suite *config_ext_suite(void)
 {
     Suite *s = suite_create("config_ext");
@@ -192,6 +267,8 @@ static Suite *config_ext_suite(void)
     tcase_add_test(dom, domain_lists_canonical);
     tcase_add_test(dom, domain_level_most_specific);
     tcase_add_test(dom, domain_owner_at_level);
+    tcase_add_test(fb, print_round_trip);
+    tcase_add_test(fb, print_shows_defaults_not_secrets);
     suite_add_tcase(s, fb);
     suite_add_tcase(s, dom);
     return s;

@@ -256,8 +256,10 @@ START_TEST(fallback_sasl)
 {
     fallback("acme-relay", "198.51.100.1", "acme");
     fallback("acme", NULL, "acme");
-    fallback("stranger", "192.0.2.1", "stranger"); /* a login outranks the network */
-    fallback("Acme", NULL, "Acme");
+    /* an unmapped login is its own customer under a name no config entry
+     * can have, and outranks the network */
+    fallback("stranger", "192.0.2.1", "sasl:stranger");
+    fallback("sub", NULL, "sasl:sub"); /* a customer's name is not its login */
 }
 END_TEST
 
@@ -288,8 +290,88 @@ START_TEST(fallback_small_buffer)
     ck_assert_ptr_nonnull(cfg);
     memset(out, 'x', sizeof(out));
     identity_fallback(cfg, "a-very-long-login-name", NULL, out, sizeof(out));
-    ck_assert_str_eq(out, "a-ver");
+    ck_assert_str_eq(out, "sasl:");
     cfg_free(cfg);
+}
+END_TEST
+
+static void canon(const char *realm, const char *login, const char *want)
+{
+    char out[LOGIN_MAX + 1];
+    int rc = login_canonical(realm, login, out, sizeof(out));
+
+    if (want == NULL) {
+        ck_assert_msg(rc == -1, "\"%s\" (realm %s) accepted as \"%s\"", login,
+                      realm ? realm : "-", out);
+        return;
+    }
+    ck_assert_msg(rc == 0 && strcmp(out, want) == 0, "\"%s\" (realm %s): %d \"%s\"",
+                  login, realm ? realm : "-", rc, rc == 0 ? out : "");
+}
+
+START_TEST(login_forms)
+{
+    char long_login[LOGIN_MAX + 2];
+
+    canon(NULL, "Bob", "bob");
+    canon(NULL, "bob@Relay.Example", "bob@relay.example");
+    canon("", "bob", "bob");
+    canon("relay.example", "bob", "bob@relay.example");
+    canon("relay.example", "BOB", "bob@relay.example");
+    canon("relay.example", "bob@relay.example", "bob@relay.example");
+    canon("relay.example", "bob@other.example", "bob@other.example");
+    /* only ASCII folds: "BÖb" keeps its Ö */
+    canon("relay.example",
+          "B\xc3\x96"
+          "b",
+          "b\xc3\x96"
+          "b@relay.example");
+    canon(NULL, "", NULL);
+    canon(NULL, "a\rb", NULL);
+    canon(NULL, "a\x7f", NULL);
+    memset(long_login, 'x', sizeof(long_login));
+    long_login[LOGIN_MAX] = '\0';
+    canon(NULL, long_login, long_login);
+    canon("r.example", long_login, NULL); /* over the limit with the realm */
+    long_login[LOGIN_MAX] = 'x';
+    long_login[LOGIN_MAX + 1] = '\0';
+    canon(NULL, long_login, NULL);
+}
+END_TEST
+
+START_TEST(login_small_buffer)
+{
+    char out[8];
+
+    ck_assert_int_eq(login_canonical("relay.example", "bob", out, sizeof(out)), -1);
+    ck_assert_int_eq(login_canonical(NULL, "bob", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "bob");
+}
+END_TEST
+
+START_TEST(customer_names)
+{
+    ck_assert_ptr_null(identity_name_problem("acme", 0));
+    ck_assert_ptr_null(identity_name_problem("acme:eu-1", 0));
+    ck_assert_ptr_null(identity_name_problem("sasl:bob@relay.example", 1));
+    ck_assert_ptr_null(identity_name_problem("ip:192.0.2.1", 1));
+    ck_assert_ptr_nonnull(identity_name_problem("ip:192.0.2.1", 0));
+    ck_assert_ptr_nonnull(identity_name_problem("sasl:bob", 0));
+    ck_assert_ptr_nonnull(identity_name_problem("ip:", 0));
+    ck_assert_ptr_null(identity_name_problem("ipx", 0));
+    ck_assert_ptr_null(identity_name_problem("SASL:bob", 0)); /* prefixes are exact */
+    ck_assert_ptr_nonnull(identity_name_problem("", 0));
+    ck_assert_ptr_nonnull(identity_name_problem("a{b", 0));
+    ck_assert_ptr_nonnull(identity_name_problem("sasl:a}b", 1));
+    ck_assert_ptr_nonnull(identity_name_problem("a\tb", 0));
+    ck_assert_ptr_nonnull(identity_name_problem("a\x7f", 1));
+    char big[IDENTITY_NAME_MAX + 2];
+    memset(big, 'n', sizeof(big));
+    big[IDENTITY_NAME_MAX] = '\0';
+    ck_assert_ptr_null(identity_name_problem(big, 0));
+    big[IDENTITY_NAME_MAX] = 'n';
+    big[IDENTITY_NAME_MAX + 1] = '\0';
+    ck_assert_ptr_nonnull(identity_name_problem(big, 0));
 }
 END_TEST
 
@@ -298,7 +380,12 @@ static Suite *identity_suite(void)
     Suite *s = suite_create("identity");
     TCase *net = tcase_create("netmatch");
     TCase *id = tcase_create("fallback");
+    TCase *names = tcase_create("names");
 
+    tcase_add_test(names, login_forms);
+    tcase_add_test(names, login_small_buffer);
+    tcase_add_test(names, customer_names);
+    suite_add_tcase(s, names);
     tcase_add_test(net, parse_v4_prefix);
     tcase_add_test(net, parse_v6_prefix);
     tcase_add_test(net, bare_address_is_host_prefix);
