@@ -36,6 +36,17 @@ install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/monitoring/relaymilter-dashboard.json
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
+# The topic documents (README says which is which).
+install(FILES
+          ${CMAKE_CURRENT_SOURCE_DIR}/README
+          ${CMAKE_CURRENT_SOURCE_DIR}/INSTALL
+          ${CMAKE_CURRENT_SOURCE_DIR}/SECURITY
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/OPERATIONS
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/PERFORMANCE
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/CI
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/MONITORING
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.8
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.conf.5

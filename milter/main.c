@@ -179,7 +179,7 @@ static void drop_privileges(const char *user)
 /*
  * Signals. libmilter starts its own signal thread inside smfi_main; it
  * sigwaits for SIGHUP, SIGTERM and SIGINT and stops the milter on any of
- * them, but SPEC 3 wants SIGHUP to reload. So every thread runs with those
+ * them, but SIGHUP must reload (relaymilter(8), SIGNALS). So every thread runs with those
  * signals blocked except this main thread, which has them unblocked with a
  * handler that only writes the signal number to a pipe. The kernel offers a
  * process-directed signal to the thread-group leader first, and this thread

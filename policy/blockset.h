@@ -3,11 +3,11 @@
  * blockset - a process-local copy of the staff-edited set of blocked
  * recipient domains (PREFIX blocked-rcpt-domains).
  *
- * RCPT TO must not cost a Redis round trip per recipient (SPEC 7: at most two
- * per message), so recipients are checked against this copy. It is refreshed
+ * RCPT TO must not cost a Redis round trip per recipient (doc/OPERATIONS: at
+ * most two per message), so recipients are checked against this copy. It is refreshed
  * inside the MAIL FROM lookup's round trip whenever it is older than
  * BLOCKSET_MAX_AGE_MS, so what a RCPT sees is at most that old plus the time since
- * the transaction's MAIL FROM: well inside the 2 seconds SPEC 6 allows.
+ * the transaction's MAIL FROM: well inside the 2 seconds doc/OPERATIONS promises.
  *
  * Interface:
  *   blockset_init / blockset_free

@@ -552,9 +552,12 @@ static void print_param(FILE *out, const struct rm_config *cfg, const struct cfg
     case CT_STRLIST:
         print_strlist(out, (const struct cfg_strlist *)base);
         break;
-    case CT_SHARE:
-        fprintf(out, "%.6f", *(const double *)base);
+    case CT_SHARE: {
+        double d;
+        memcpy(&d, base, sizeof(d)); /* base points at a double member */
+        fprintf(out, "%.6f", d);
         break;
+    }
     }
     fputs(";\n", out);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * config - the relaymilter.conf loader (libconfig syntax, SPEC 4).
+ * config - the relaymilter.conf loader (libconfig syntax, relaymilter.conf(5)).
  *
  * Interface:
  *   cfg_load(path, err, errlen)   parse and validate; NULL with "FILE:LINE: what"

@@ -8,8 +8,8 @@
  * every front-end makes it for every message against the one shared Redis.
  * A customer who sends much sends the same lookup many times a second; a
  * copy at most LOOKCACHE_MAX_AGE_MS old answers those without Redis, which halves
- * the commands a busy relay sends to the shared store. SPEC 7 allows such a
- * cache if it is never more than 2 seconds stale; with 1 second, a staff
+ * the commands a busy relay sends to the shared store. Staff edits must be in
+ * force within 2 seconds (doc/OPERATIONS, "Redis keys"); with 1 second, a staff
  * edit is in force within 1 second (plus a transaction in progress), as the
  * blocked-domain copy (blockset.h) is.
  *

@@ -4,7 +4,7 @@
  *
  * Store round trips per message: one at MAIL FROM (identity and staff limits),
  * one at DATA (all quotas), plus one on abort to refund; never one per
- * recipient (SPEC 7).
+ * recipient (doc/OPERATIONS, "What happens to a message").
  */
 #include "policy.h"
 
@@ -249,7 +249,7 @@ static int resolve_customer(struct pol_conn *c, struct pol_reply *r)
 }
 
 /*
- * Sender domain protection (SPEC 5). The most specific protected suffix of
+ * Sender domain protection (doc/OPERATIONS). The most specific protected suffix of
  * the sender domain decides, whether the config (customers[].domains) or Redis
  * (PREFIX domain:SUFFIX) protects it; at equal depth the owners of both count.
  * Suffixes of one name are ordered by length, so length compares depth.

@@ -99,7 +99,7 @@ import sys
 import time
 
 # Each milter answers MAIL FROM from a copy of the staff-edited keys that is
-# at most 1 s old; a change to them is in force within 2 s (README).
+# at most 1 s old; a change to them is in force within 2 s (doc/OPERATIONS, "Redis keys").
 EDIT_IN_FORCE_S = 2
 
 env = os.environ

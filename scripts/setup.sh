@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev libmicrohttpd-dev check
       redis-server redis-tools postfix python3 miltertest idn2 curl sasl2-bin libsasl2-modules
-      debhelper m4
+      debhelper m4 lintian
       clang libclang-rt-14-dev clang-tidy cppcheck valgrind
       podman runc slirp4netns mmdebstrap python3-yaml prometheus"
 missing=""

@@ -14,7 +14,7 @@
  * -a answers DATA with "accept" instead of "continue": Postfix then sends no
  * end-of-message to the filter and hands it no connection for the cleanup
  * server. relaymilter does that only with aborted_charge = "keep": by default
- * it must see the end of the message to know that a charge stands (SPEC 5:
+ * it must see the end of the message to know that a charge stands (doc/OPERATIONS:
  * an aborted message costs no quota). The difference between the two runs
  * is what that end-of-message stage costs.
  */

@@ -8,13 +8,13 @@ active sender, daemon memory over a long run, keys going back to zero.
 
 1. 1 thousand vs 1 million customers: two private redis-servers with the
    same settings, filled with the counter hashes of the real layout
-   (README "Redis keys": PREFIX qc:m|h|d:CUSTOMER and
+   (doc/OPERATIONS "Redis keys": PREFIX qc:m|h|d:CUSTOMER and
    PREFIX qs:h:LEN:CUSTOMER:SENDER, live in the current window), 4 keys per
    customer: 4 thousand keys in one, 4 million (--big customers) in the other.
    One relaymilter per Redis; milterload sends to the filled customers:
      small     the thousand customers of the small Redis
      big       the same thousand customers, in the big Redis: only the
-               amount of data differs (the SPEC 7 comparison, goal <= 1.1)
+               amount of data differs (the O(1) comparison, goal <= 1.1)
      big-cold  every message from a customer not seen in this run, of the
                million: a large installation's working set, for information
    Rounds rotate the order of the three; the table shows medians:

@@ -340,7 +340,7 @@ class Harness:
                              self.milter_log_path)
 
     def stop_milter(self):
-        """SIGTERM; the daemon must exit 0 (a graceful stop, SPEC 3)."""
+        """SIGTERM; the daemon must exit 0 (a graceful stop, relaymilter(8))."""
         was_running = self.milter_alive()
         self._stop_proc(self.milter)
         self._manifest()
@@ -382,7 +382,7 @@ class Harness:
         return _run(["redis-cli"] + where + [str(a) for a in args]).stdout.strip()
 
     # The milter answers MAIL FROM from a copy of the staff-edited keys at
-    # most 1 s old (README: "Redis keys"); an edit is in force after that.
+    # most 1 s old (doc/OPERATIONS, "Redis keys"); an edit is in force after that.
     STAFF_EDIT_IN_FORCE_S = 1.1
 
     def staff_edit(self, *args):

@@ -94,7 +94,7 @@ class QuotaThroughPostfix(e2e_main.HarnessCase):
                                self.log_at)
         keys = self.h.redis("KEYS", "relay:*").split()
         self.assertTrue(keys, "no usage counters in Redis")
-        for k in keys:  # SPEC 6/7: every key expires, within twice its window
+        for k in keys:  # every key expires, within twice its window (doc/OPERATIONS)
             self.assertIn(int(self.h.redis("TTL", k)), range(1, 2 * 86400 + 1), k)
 
     def test_b_over_limit_tempfails(self):

@@ -4,9 +4,9 @@
  *
  * The input is written to a private temp file and loaded. cfg_load must never
  * crash or leak (ASan/LSan watch), and its answer must keep the contract of
- * config.h and the README:
+ * config.h and relaymilter.conf(5):
  *   refused   err is "FILE:LINE: what" for the file loaded;
- *   accepted  every value is within the range the README states, the derived
+ *   accepted  every value is within the range relaymilter.conf(5) states, the derived
  *             fields agree (socket_mode_bits, the sorted networks table),
  *             customer names are unique, domain lists are canonical, every
  *             limit is a valid value, and no whole number was silently

@@ -380,7 +380,7 @@ class Hostile(unittest.TestCase):
         The fault is inside libmilter, before any of relaymilter's code sees
         the packet, and a milter has no other way to read macros; an MTA
         never sends such a packet (Postfix and Sendmail write name/value
-        pairs). So the milter socket must be reachable by the MTA only (README,
+        pairs). So the milter socket must be reachable by the MTA only (SECURITY,
         Security: a unix socket with milter.socket_mode/socket_group, or
         loopback), and systemd restarts the daemon (Restart=on-failure).
         Marked as an expected failure: if a libmilter update fixes it, the

@@ -76,6 +76,15 @@ fi
 deb=$(ls "$tmp"/relaymilter_*_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || { fail "no relaymilter_*.deb built"; finish; }
 ok "built $(basename "$deb")"
+# lintian: no error (warnings and informational tags are printed, not failed).
+if command -v lintian >/dev/null 2>&1; then
+    lintian --tag-display-limit 0 "$deb" >"$tmp/lintian.txt" 2>&1
+    sed 's/^/    lintian: /' "$tmp/lintian.txt"
+    check "lintian reports no error on $(basename "$deb")" \
+        bash -c '! grep -q "^E: " "$1"' _ "$tmp/lintian.txt"
+else
+    fail "lintian is not installed (apt-get install lintian)"
+fi
 check "the checkout got no build output (no debian/relaymilter in $src)" \
     test ! -e "$src/debian/relaymilter" -a ! -e "$src/debian/files"
 

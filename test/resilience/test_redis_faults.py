@@ -7,8 +7,8 @@ Each test starts its own redis-server (temp dir, free loopback port) and its
 own relaymilter (connect_timeout_ms = command_timeout_ms = 100), drives a
 steady stream of messages through the milter protocol from four client
 threads (test/lib/milterclient.py), and then kills (SIGKILL) or hangs
-(SIGSTOP) Redis and brings it back, checking README "Operations: when Redis
-fails" and SPEC 5 and 7:
+(SIGSTOP) Redis and brings it back, checking doc/OPERATIONS, "Operations: when Redis
+fails":
   - every milter answer comes within connect + command timeout + a margin;
   - on_store_error accept / tempfail (451 4.3.0) / local (a local_share of
     each limit, counted in memory) decides what messages get meanwhile;
