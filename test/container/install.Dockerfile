@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # install.Dockerfile - a fresh Debian 12 with systemd as init and this source
 # tree in /root/relaymilter (the top-level .dockerignore applies), on which
-# test_install_doc.py runs the steps of INSTALL.from-source as written.
+# test_install_doc.py runs the steps of INSTALL ("From source") as written.
 #   run.sh build -f test/container/install.Dockerfile -t NAME .
 FROM debian:12
 RUN apt-get update \

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-2-Clause
-"""test_install_doc - the manual install path of INSTALL.from-source, run as
-written on a fresh Debian 12 with systemd.
+"""test_install_doc - the manual install path of INSTALL ("From source"), run
+as written on a fresh Debian 12 with systemd.
 
     test_install_doc.py SOURCE_DIR BUILD_DIR
 
@@ -19,6 +19,7 @@ works. Everything the test made is removed. Needs root (exit 77 otherwise).
 import os
 import re
 import sys
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,17 +30,17 @@ from podlib import run_test  # noqa: E402
 from checks import Checks  # noqa: E402
 
 NAME = "rm-install-doc"
-BLOCK_RX = re.compile(r"^# BEGIN install-from-source\n(.*?)^# END install-from-source$",
-                      re.M | re.S)
+BLOCK_RX = re.compile(r"^[ \t]*# BEGIN install-from-source\n(.*?)^[ \t]*# END "
+                      r"install-from-source$", re.M | re.S)
 check = Checks("test_install_doc")
 
 
 def run(src, build, store):
-    with open(os.path.join(src, "INSTALL.from-source")) as f:
+    with open(os.path.join(src, "INSTALL")) as f:
         m = BLOCK_RX.search(f.read())
-    if not check("INSTALL.from-source has the marked block", m is not None):
+    if not check("INSTALL has the marked block", m is not None):
         return
-    block = m.group(1)
+    block = textwrap.dedent(m.group(1))
     store.run("base", timeout=600)
     store.run("build", "-t", NAME, "-f", os.path.join(HERE, "install.Dockerfile"), src,
               timeout=600)
@@ -55,7 +56,7 @@ def run(src, build, store):
     t0 = time.monotonic()
     res = sh("set -ex\n" + block, timeout=1500, ok=False)
     print("    " + res.stdout[-3000:].replace("\n", "\n    "))
-    check("the block of INSTALL.from-source runs as written (%.0f s)"
+    check("the block of INSTALL runs as written (%.0f s)"
           % (time.monotonic() - t0), res.returncode == 0)
 
     state = sh("systemctl is-active relaymilter", ok=False).stdout.strip()
