@@ -3,7 +3,9 @@
 #
 #   bin/relaymilter-ctl                             the support tool
 #   share/doc/relaymilter/examples/                 relaymilter.conf, Postfix
-#                                                   and Sendmail snippets
+#                                                   and Sendmail snippets,
+#                                                   Prometheus alert rules and
+#                                                   a Grafana dashboard
 #   share/man/man8/relaymilter.8                    the daemon
 #   share/man/man5/relaymilter.conf.5               its configuration file
 #   share/man/man1/relaymilter-ctl.1                the tool
@@ -29,6 +31,8 @@ install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/main.cf
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/master.cf
           ${CMAKE_CURRENT_SOURCE_DIR}/postfix-example/sendmail.mc
+          ${CMAKE_CURRENT_SOURCE_DIR}/monitoring/relaymilter.rules.yml
+          ${CMAKE_CURRENT_SOURCE_DIR}/monitoring/relaymilter-dashboard.json
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # The topic documents (README says which is which).
@@ -40,6 +44,7 @@ install(FILES
           ${CMAKE_CURRENT_SOURCE_DIR}/doc/PERFORMANCE
           ${CMAKE_CURRENT_SOURCE_DIR}/doc/CLUSTER
           ${CMAKE_CURRENT_SOURCE_DIR}/doc/CI
+          ${CMAKE_CURRENT_SOURCE_DIR}/doc/MONITORING
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/man/relaymilter.8

@@ -5,8 +5,10 @@
 #
 #   ci-test.sh [OPTIONS] HOST PORT
 #
-# What it does, for one customer (by default "ip:ADDRESS", the address this
-# script connects from):
+# What it does, for one customer (by default the one relaymilter makes of
+# this client: with --auth-user the customer its login resolves to, else
+# "ip:ADDRESS", the address this script connects from):
+#   0. with --auth-user: the login must be accepted (one more "passed");
 #   1. sets the customer's limits in Redis (HSET PREFIXlimits:CUSTOMER
 #      messages_per_minute N, action tempfail) and clears its counters;
 #   2. sends N messages: each must get 250;
@@ -18,15 +20,26 @@
 #
 # Options:
 #   --limit N           messages under the limit (default 3)
-#   --customer NAME     the customer Postfix's client address maps to
-#                       (default ip:ADDRESS of this end of the connection; behind
-#                       NAT or a container port mapping give it, e.g.
+#   --auth-user LOGIN   log in with SMTP AUTH (Postfix must offer it) before
+#                       each message, for a relay that relays only for logins
+#   --auth-password PW  its password, or
+#   --auth-password-file FILE  a file whose first line is the password
+#   --realm REALM       sasl.realm of relaymilter.conf, if set: a login without
+#                       "@" is then LOGIN@REALM to relaymilter
+#   --customer NAME     the customer relaymilter makes of this client. Default:
+#                       with --auth-user, the one the login resolves to as
+#                       relaymilter does it (the login in lower case, @REALM
+#                       added; the field of that name in the hash PREFIXsasl,
+#                       else sasl:LOGIN), so give --customer when
+#                       relaymilter.conf's customers[].sasl maps the login;
+#                       without, ip:ADDRESS of this end of the connection:
+#                       behind NAT or a container port mapping give it, e.g.
 #                       --customer ip:172.18.0.1, or a customer whose
-#                       networks contain that address)
+#                       networks contain that address
 #   --source ADDR       local address to connect from
 #   --sender ADDR       envelope sender (default ci-test-RANDOM@example.com)
 #   --rcpt ADDR         recipient (default ci-test@example.net); Postfix must
-#                       relay it for this client (mynetworks)
+#                       relay it for this client (mynetworks, or the login)
 #   --redis-cli CMD     how to run redis-cli (default "redis-cli"), e.g.
 #                       "redis-cli -h 127.0.0.1 -p 6379" or
 #                       "docker compose exec -T redis redis-cli"; a password
@@ -39,15 +52,21 @@
 set -eu
 
 usage() {
-    sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    sed -n '3,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
 }
 limit=3 customer="" source_addr="" sender="" rcpt="ci-test@example.net"
-redis_cli="redis-cli" prefix="relay:" timeout=30
+redis_cli="redis-cli" prefix="relay:" timeout=30 auth_user="" auth_password="" realm=""
 while [ $# -gt 0 ]; do
     case $1 in
     --limit) limit=${2:?}; shift 2 ;;
     --customer) customer=${2:?}; shift 2 ;;
+    --auth-user) auth_user=${2:?}; shift 2 ;;
+    --auth-password) auth_password=${2:?}; shift 2 ;;
+    --auth-password-file)
+        [ -r "${2:?}" ] || { echo "ci-test.sh: cannot read $2" >&2; exit 2; }
+        auth_password=$(head -n 1 "$2"); shift 2 ;;
+    --realm) realm=${2:?}; shift 2 ;;
     --source) source_addr=${2:?}; shift 2 ;;
     --sender) sender=${2:?}; shift 2 ;;
     --rcpt) rcpt=${2:?}; shift 2 ;;
@@ -63,10 +82,12 @@ done
 [ $# -eq 2 ] || usage
 case $limit in '' | *[!0-9]*) echo "ci-test.sh: --limit must be a number" >&2; exit 2 ;; esac
 [ "$limit" -ge 1 ] || { echo "ci-test.sh: --limit must be at least 1" >&2; exit 2; }
+[ -z "$auth_user" ] || [ -n "$auth_password" ] ||
+    { echo "ci-test.sh: --auth-user needs --auth-password or --auth-password-file" >&2; exit 2; }
 
 export CI_HOST=$1 CI_PORT=$2 CI_LIMIT=$limit CI_CUSTOMER=$customer CI_SOURCE=$source_addr
 export CI_SENDER=$sender CI_RCPT=$rcpt CI_REDIS_CLI=$redis_cli CI_PREFIX=$prefix
-export CI_TIMEOUT=$timeout
+export CI_TIMEOUT=$timeout CI_AUTH_USER=$auth_user CI_AUTH_PASSWORD=$auth_password CI_REALM=$realm
 exec python3 - <<'EOF'
 import os
 import random
@@ -89,6 +110,7 @@ source = env["CI_SOURCE"] or None
 sender = env["CI_SENDER"] or "ci-test-%08x@example.com" % random.getrandbits(32)
 rcpt = env["CI_RCPT"]
 redis_cli = shlex.split(env["CI_REDIS_CLI"])
+auth_user, auth_password = env["CI_AUTH_USER"], env["CI_AUTH_PASSWORD"]
 passed = failed = 0
 
 
@@ -111,6 +133,8 @@ def connect():
     s = smtplib.SMTP(host, port, timeout=timeout,
                      source_address=(source, 0) if source else None)
     s.ehlo("ci-test.example")
+    if auth_user:
+        s.login(auth_user, auth_password)
     return s
 
 
@@ -151,12 +175,39 @@ def expect(what, got, code, text_start):
             % (what, code, text_start, c, text, stage))
 
 
+def canonical_login(login, realm):
+    """The login as relaymilter keys it (relaymilter.conf(5), sasl): ASCII
+    lower case, @REALM added to a login without "@" when a realm is set."""
+    login = "".join(c.lower() if c.isascii() else c for c in login)
+    return login + "@" + realm if realm and "@" not in login else login
+
+
 # ---- who are we to relaymilter ------------------------------------------------
 customer = env["CI_CUSTOMER"]
-if not customer:
+try:
     s = connect()
-    customer = "ip:" + s.sock.getsockname()[0]
+    where = s.sock.getsockname()[0]
     s.quit()
+    if auth_user:
+        passed += 1
+        say("ok: AUTH as %s accepted" % auth_user)
+except (OSError, smtplib.SMTPException) as e:
+    if isinstance(e, smtplib.SMTPAuthenticationError):
+        say("FAIL: AUTH as %s: %d %s" % (auth_user, e.smtp_code,
+                                         e.smtp_error.decode(errors="replace")))
+    else:
+        say("FAIL: SMTP: %r" % (e,))
+    print("0 passed, 1 failed")
+    sys.exit(1)
+try:
+    redis("PING")
+    if not customer and auth_user:
+        login = canonical_login(auth_user, env["CI_REALM"])
+        customer = redis("--raw", "HGET", prefix + "sasl", login) or "sasl:" + login
+except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+    say("cannot use Redis: %s" % e)
+    sys.exit(2)
+customer = customer or "ip:" + where
 say("Postfix %s:%d, customer %s, sender %s, recipient %s" % (host, port, customer, sender, rcpt))
 
 limits_key = prefix + "limits:" + customer
@@ -165,7 +216,6 @@ limits_key = prefix + "limits:" + customer
 # carry the hash tag {CUSTOMER}, so one DEL clears them on a Redis Cluster too.
 counters = [prefix + "qc:%s:{%s}" % (w, customer) for w in "mhd"]
 try:
-    redis("PING")
     saved_fields = subprocess.run(redis_cli + ["--raw", "HGETALL", limits_key],
                                   stdout=subprocess.PIPE, text=True, timeout=30).stdout
     # An absent hash prints an empty line: nothing to restore.
@@ -229,7 +279,8 @@ finally:
 
 if failed and exit_code == 0:
     say("hint: is relaymilter in Postfix's smtpd_milters, and is %s the customer "
-        "Postfix's client address maps to (see --customer)?" % customer)
+        "relaymilter makes of this client's %s (see --customer)?"
+        % (customer, "login" if auth_user else "address"))
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(exit_code or (1 if failed else 0))
 EOF

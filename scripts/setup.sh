@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev libmicrohttpd-dev check
       redis-server redis-tools postfix python3 miltertest curl sasl2-bin libsasl2-modules
       debhelper m4 lintian
-      clang libclang-rt-14-dev clang-tidy cppcheck valgrind"
+      clang libclang-rt-14-dev clang-tidy cppcheck valgrind
+      podman runc slirp4netns mmdebstrap python3-yaml prometheus"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -9,16 +9,22 @@ against the Postfix + relaymilter of test/e2e/postfix_harness.py and the
 Redis of test/lib/with-redis. It must pass there, leave the customer's Redis
 limits as it found them, and fail (exit 1) when the replies are wrong: with
 the milter stopped, Postfix accepts everything (milter_default_action =
-accept). Needs root (Postfix).
+accept). With --auth-user it runs against the harness's Postfix with Cyrus
+SASL, relaying for logins only: the customer it picks is the one relaymilter
+makes of the login (canonical form, sasl.realm, the PREFIXsasl hash).
+Needs root (Postfix).
 """
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e_main  # noqa: E402
+from postfix_harness import SASL_REALM  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "..", "..", "postfix-example", "ci-test.sh")
 # The sample's defaults, as a user's relay would have them.
@@ -26,7 +32,7 @@ SETTINGS = {"limits": {"messages_per_minute": 60, "messages_per_hour": 1000,
                        "max_recipients": 100, "action": "tempfail"}}
 
 
-class CiScript(e2e_main.HarnessCase):
+class CiScriptCase(e2e_main.HarnessCase):
     settings = SETTINGS
 
     def setUp(self):
@@ -42,6 +48,9 @@ class CiScript(e2e_main.HarnessCase):
         sys.stderr.write(res.stdout)
         self.assertNotIn("could not restore", res.stdout)
         return res
+
+
+class CiScript(CiScriptCase):
 
     def test_passes_against_postfix(self):
         self.h.redis("HSET", "relay:limits:ip:127.0.5.1", "messages_per_hour", "777")
@@ -97,6 +106,71 @@ class CiScript(e2e_main.HarnessCase):
                              stderr=subprocess.STDOUT, text=True, timeout=30)
         self.assertEqual(res.returncode, 2)
         self.assertIn("ci-test.sh [OPTIONS] HOST PORT", res.stdout)
+
+
+class CiScriptSasl(CiScriptCase):
+    """ci-test.sh --auth-user against the same Postfix with Cyrus SASL (the
+    harness's private sasldb), relaying for logins only: 127.0.6.x is not in
+    mynetworks. relaymilter reads logins in the realm SASL_REALM."""
+    settings = dict(SETTINGS, sasl={"realm": SASL_REALM})
+    harness_args = {"sasl_users": {"ci-user": "ci-secret", "Mixed.Case": "mixed-secret"},
+                    "mynetworks": "127.0.0.1/32"}
+
+    def auth(self, user, password, *extra, source="127.0.6.1"):
+        with tempfile.NamedTemporaryFile("w", prefix="rm-ci-pw.") as pw:
+            pw.write(password + "\n")
+            pw.flush()
+            return self.run_script("--auth-user", user, "--auth-password-file", pw.name,
+                                   *extra, source=source)
+
+    def assert_passed_for(self, res, customer):
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertEqual(res.stdout.strip().split("\n")[-1], "6 passed, 0 failed")
+        self.assertIn("customer %s," % customer, res.stdout)
+        # The milter named the same customer in its refusal.
+        self.assertRegex(res.stdout, r"ok: message 4, .*: 451 4\.7\.1 quota exceeded: "
+                                     r"messages_per_minute 3 for %s" % re.escape(customer))
+
+    def test_default_customer_is_the_login(self):
+        res = self.auth("ci-user", "ci-secret", "--realm", SASL_REALM)
+        self.assert_passed_for(res, "sasl:ci-user@" + SASL_REALM)
+        self.assertIn("ok: AUTH as ci-user accepted", res.stdout)
+        self.h.wait_for_deliveries(3)
+        self.assertEqual(self.h.redis("--scan", "--pattern", "relay:limits:*"), "")
+
+    def test_login_in_canonical_form(self):
+        res = self.auth("Mixed.Case", "mixed-secret", "--realm", SASL_REALM,
+                        source="127.0.6.2")
+        self.assert_passed_for(res, "sasl:mixed.case@" + SASL_REALM)
+
+    def test_login_mapped_in_redis(self):
+        self.h.redis("HSET", "relay:sasl", "ci-user@" + SASL_REALM, "ci-customer")
+        res = self.auth("ci-user", "ci-secret", "--realm", SASL_REALM, source="127.0.6.3")
+        self.assert_passed_for(res, "ci-customer")
+
+    def test_without_the_realm_the_customer_is_wrong(self):
+        # relaymilter appends sasl.realm: ci-test.sh must be told it.
+        res = self.auth("ci-user", "ci-secret", source="127.0.6.4")
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("customer sasl:ci-user,", res.stdout)
+        self.assertIn("FAIL: message 4, over messages_per_minute 3", res.stdout)
+
+    def test_without_auth_postfix_refuses(self):
+        res = self.run_script(source="127.0.6.5")
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("Relay access denied", res.stdout)
+
+    def test_wrong_password(self):
+        res = self.auth("ci-user", "not-the-password", "--realm", SASL_REALM,
+                        source="127.0.6.6")
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("FAIL: AUTH as ci-user: 535", res.stdout)
+        self.assertEqual(res.stdout.strip().split("\n")[-1], "0 passed, 1 failed")
+
+    def test_auth_user_needs_a_password(self):
+        res = self.run_script("--auth-user", "ci-user", source="127.0.6.7")
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("--auth-user needs", res.stdout)
 
 
 if __name__ == "__main__":

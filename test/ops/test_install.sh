@@ -40,6 +40,8 @@ for f in usr/share/doc/relaymilter/examples/relaymilter.conf \
          usr/share/doc/relaymilter/examples/main.cf \
          usr/share/doc/relaymilter/examples/master.cf \
          usr/share/doc/relaymilter/examples/sendmail.mc \
+         usr/share/doc/relaymilter/examples/relaymilter.rules.yml \
+         usr/share/doc/relaymilter/examples/relaymilter-dashboard.json \
          usr/share/doc/relaymilter/README \
          usr/share/doc/relaymilter/INSTALL \
          usr/share/doc/relaymilter/SECURITY \
@@ -47,6 +49,7 @@ for f in usr/share/doc/relaymilter/examples/relaymilter.conf \
          usr/share/doc/relaymilter/PERFORMANCE \
          usr/share/doc/relaymilter/CLUSTER \
          usr/share/doc/relaymilter/CI \
+         usr/share/doc/relaymilter/MONITORING \
          usr/share/man/man8/relaymilter.8 \
          usr/share/man/man5/relaymilter.conf.5 \
          usr/share/man/man1/relaymilter-ctl.1 \
@@ -143,13 +146,15 @@ check "every COPY source of the Dockerfile exists" bash -c '
     cd "$1" && for f in $(sed -n "s/^COPY \(--[^ ]* \)*\([^ ]*\) .*/\2/p" postfix-example/Dockerfile | grep -v "^/"); do
         [ "$f" = . ] || [ -e "$f" ] || { echo "missing: $f"; exit 1; }; done' _ "$src"
 if python3 -c 'import yaml' 2>/dev/null; then
-    check "compose.yaml: services redis and relay, built from postfix-example/Dockerfile" \
+    check "compose.yaml: services redis and relay, built from Dockerfile.redis and Dockerfile" \
         python3 -c '
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
 s = c["services"]
 assert set(s) == {"redis", "relay"}, s.keys()
 assert s["relay"]["build"]["dockerfile"] == "postfix-example/Dockerfile"
+assert s["redis"]["build"]["dockerfile"] == "Dockerfile.redis"
+assert not any("image" in v for v in s.values()), "an image from a registry"
 assert all(p.startswith("127.0.0.1:") for p in s["relay"]["ports"]), "ports not on loopback"
 ' "$pe/compose.yaml"
 else
