@@ -23,7 +23,7 @@ void memo_init(struct memo *m, size_t nslots, int ways, void (*val_free)(void *)
     m->ways = ways;
     m->nsets = nslots / (size_t)ways;
     m->val_free = val_free;
-    m->slot = xcalloc(m->nsets * (size_t)ways, sizeof(*m->slot));
+    m->slot = xcalloc(m->nsets * (size_t)ways, sizeof(struct memo_entry *));
     for (int i = 0; i < MEMO_STRIPES; i++)
         pthread_mutex_init(&m->lock[i], NULL);
 }

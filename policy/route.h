@@ -27,7 +27,8 @@
  *       through route_call. Returns the number of commands without a reply.
  *   route_slot_circuit_open(r, slot)   1 while the circuit breaker of the
  *                                      node serving slot is open
- *   route_circuit_open(r)              1 while any node's circuit is open
+ *   route_circuit_open(r)              1 while any node's circuit is open (on
+ *                                      a cluster: of a node serving slots)
  *   route_metrics(r, buf, len)         a cluster's per-node counters in the
  *                                      Prometheus text format (nothing for
  *                                      one primary); returns the length

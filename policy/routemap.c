@@ -181,13 +181,27 @@ struct route_node *routemap_redirected(struct routemap *m, const struct route_no
     return n;
 }
 
+/* Called with the lock held: how many slots each node serves now (count
+ * holds ROUTE_MAX_NODES). */
+static void slot_counts(const struct routemap *m, int *count)
+{
+    memset(count, 0, ROUTE_MAX_NODES * sizeof(*count));
+    for (int s = 0; s < CLUSTER_SLOTS; s++)
+        if (m->slot[s] != ROUTEMAP_NONE)
+            count[m->slot[s]]++;
+}
+
+/* Only nodes that serve slots count: a primary that failed over and never
+ * came back keeps its open circuit (nothing probes it), and must not look
+ * like a failing cluster forever. */
 int routemap_any_open(struct routemap *m)
 {
-    int open = 0;
+    int open = 0, count[ROUTE_MAX_NODES];
 
     pthread_rwlock_rdlock(&m->lock);
+    slot_counts(m, count);
     for (int i = 0; i < m->nnodes && !open; i++)
-        open = rpool_circuit_open(m->node[i]->pool);
+        open = count[i] > 0 && rpool_circuit_open(m->node[i]->pool);
     pthread_rwlock_unlock(&m->lock);
     return open;
 }
@@ -206,11 +220,12 @@ static void node_label(const struct route_node *n, char *out, size_t len)
             *p = '_';
 }
 
-static void node_metrics(struct route_node *n, struct metrics_text *t)
+static void node_metrics(struct route_node *n, int slots, struct metrics_text *t)
 {
     char l[CLUSTER_HOST_MAX + 16];
 
     node_label(n, l, sizeof(l));
+    metrics_put(t, "relaymilter_redis_node_slots{node=\"%s\"} %d\n", l, slots);
     metrics_put(
         t, "relaymilter_redis_node_redirects_total{node=\"%s\",kind=\"moved\"} %lu\n", l,
         atomic_load(&n->moved));
@@ -243,10 +258,14 @@ size_t routemap_metrics(struct routemap *m, char *buf, size_t len)
             "# TYPE relaymilter_redis_node_errors_total counter\n"
             "# HELP relaymilter_redis_node_circuit_open 1 while calls to a node are "
             "suspended.\n"
-            "# TYPE relaymilter_redis_node_circuit_open gauge\n");
+            "# TYPE relaymilter_redis_node_circuit_open gauge\n"
+            "# HELP relaymilter_redis_node_slots Slots a node serves in the slot map.\n"
+            "# TYPE relaymilter_redis_node_slots gauge\n");
+    int count[ROUTE_MAX_NODES];
     pthread_rwlock_rdlock(&m->lock);
+    slot_counts(m, count);
     for (int i = 0; i < m->nnodes; i++)
-        node_metrics(m->node[i], &t);
+        node_metrics(m->node[i], count[i], &t);
     pthread_rwlock_unlock(&m->lock);
     metrics_put(
         &t,

@@ -20,7 +20,8 @@
  *   routemap_redirected(m, from, rd) the node a MOVED or ASK names (added when
  *                                    new); a MOVED also points its slot there
  *                                    at once. NULL for an unknown endpoint
- *   routemap_any_open(m)             1 while some node's circuit is open
+ *   routemap_any_open(m)             1 while the circuit of some node that
+ *                                    serves slots is open
  *   routemap_metrics(m, buf, len)    per-node counters, Prometheus text
  *
  * The map is read with CLUSTER SLOTS (cluster.h parses it). Nodes are never
