@@ -16,8 +16,6 @@
 #include "cfglex.h"
 #include "cfgload.h"
 #include "domain.h"
-#include "identity.h"
-#include "login.h"
 #include "log.h"
 #include "xalloc.h"
 

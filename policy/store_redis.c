@@ -213,6 +213,13 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
         res->cached = 1;
         return 0;
     }
+    /* Two ways to one answer. On one server, lookup.lua reads the sasl hash,
+     * then the limits of the customer it names, the domain sets and the
+     * blocked set in one round trip: its keys are chosen as it runs, which
+     * is fine where every key is on that server. On a cluster those keys lie
+     * in many slots, so they are read with routed single-key commands, one
+     * round trip per node touched (clookup.h): more calls, each cheap, and
+     * the 1 s copy keeps it to one lookup a second per busy customer. */
     int rc = cluster ? cluster_lookup(s, req, blk_due, res, err)
                      : script_lookup(s, req, blk_due, res, err);
     /* An answer made of copies is not kept: the next message reads again,

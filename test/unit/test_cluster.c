@@ -96,22 +96,30 @@ START_TEST(slots_unknown_endpoint_and_garbage)
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(rg[0].first, 10);
     freeReplyObject(r);
-    static const char *const bad[] = {
-        ":1\r\n",                                                  /* not an array */
-        "*1\r\n:5\r\n",                                            /* not a range */
-        "*1\r\n*3\r\n:9\r\n:0\r\n*2\r\n$1\r\na\r\n:1\r\n",         /* last < first */
-        "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n",     /* slot 16384 */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\na\r\n:0\r\n",         /* port 0 */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\na\r\n$4\r\n7000\r\n", /* port text */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*1\r\n$1\r\na\r\n",               /* no port */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na\0b\r\n:1\r\n",      /* NUL in the host */
-        "*1\r\n*2\r\n:0\r\n:1\r\n",                                /* no node */
+    /* each with its length: one holds a NUL */
+#define RESP(text)                                                                       \
+    {                                                                                    \
+        text, sizeof(text) - 1                                                           \
+    }
+    static const struct {
+        const char *text;
+        size_t len;
+    } bad[] = {
+        RESP(":1\r\n"),                                              /* not an array */
+        RESP("*1\r\n:5\r\n"),                                        /* not a range */
+        RESP("*1\r\n*3\r\n:9\r\n:0\r\n*2\r\n$1\r\na\r\n:1\r\n"),     /* last < first */
+        RESP("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n"), /* slot 16384 */
+        RESP("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\na\r\n:0\r\n"),     /* port 0 */
+        RESP("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\na\r\n$4\r\n7000\r\n"), /* port text */
+        RESP("*1\r\n*3\r\n:0\r\n:1\r\n*1\r\n$1\r\na\r\n"),               /* no port */
+        RESP("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$3\r\na\0b\r\n:1\r\n"),      /* NUL in host */
+        RESP("*1\r\n*2\r\n:0\r\n:1\r\n"),                                /* no node */
     };
+#undef RESP
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         redisReader *rd = redisReaderCreate();
         void *b = NULL;
-        size_t len = i == 7 ? 40 : strlen(bad[i]);
-        ck_assert_int_eq(redisReaderFeed(rd, bad[i], len), REDIS_OK);
+        ck_assert_int_eq(redisReaderFeed(rd, bad[i].text, bad[i].len), REDIS_OK);
         ck_assert_int_eq(redisReaderGetReply(rd, &b), REDIS_OK);
         ck_assert_ptr_nonnull(b);
         err[0] = '\0';
