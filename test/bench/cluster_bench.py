@@ -16,7 +16,9 @@ each setup:
   msg/s             messages per second through the milter (wall clock)
   milter us/msg     the milter's CPU per message; the cluster's minus the
                     single server's is the routing layer's cost (slots,
-                    the node table, per-node pools)
+                    the node table, per-node pools); the single server's
+                    milter has as many connections (pool_size x 3) as the
+                    cluster's has in all
   redis us/msg      all Redis servers' CPU per message, together
   per shard         each primary's CPU per message whose customer it serves
                     (its CPU during the run / its share of the messages, the
@@ -120,8 +122,15 @@ def main():
     bl._cleanups.append(cluster.stop)
     cluster.start()
     primaries = cluster.primaries()
+    # The same connections in all: pool_size is per node, so the single
+    # server's milter gets as many as the cluster's has to its primaries
+    # (with fewer, its threads would wait for connections, and that wait,
+    # not routing, would tell the two apart).
+    pool = bl.BENCH_SETTINGS["redis"]["pool_size"]
     setups = {
-        "one primary": (bl.Milter(a.milter, single).start(), [single.port], [single.pid]),
+        "one primary": (bl.Milter(a.milter, single,
+                                  settings={"redis": {"pool_size": pool * len(primaries)}})
+                        .start(), [single.port], [single.pid]),
         "cluster, 3 primaries": (bl.Milter(a.milter, ClusterTarget(cluster)).start(),
                                  primaries,
                                  [cluster.nodes[p].proc.pid for p in primaries]),
