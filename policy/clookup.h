@@ -10,10 +10,11 @@
  * in one round trip per node they touch, to all those nodes at once
  * (route_batch): on a cluster MAIL FROM may cost one call per node it
  * touches (doc/CLUSTER, "One call per node"), and the lookup copy
- * (lookcache.h) keeps a busy customer at one lookup a second. The limits hash read with them is that of the customer the
- * sasl hash named the last time (lastread.h), or the fallback: right nearly
- * always, and when the hash now names another customer, that customer's
- * limits (and domain membership) are read in a second round.
+ * (lookcache.h) keeps a busy customer at one lookup a second. The limits
+ * hash read with them is that of the customer the sasl hash named the last
+ * time (lastread.h), or the fallback: right nearly always, and when the hash
+ * now names another customer, that customer's limits (and domain
+ * membership) are read in a second round.
  *
  * When a node does not answer, the reads it would have answered are taken
  * from lastread.h (the answer last read), counted in out->stale; a read with
