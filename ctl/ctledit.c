@@ -361,9 +361,12 @@ static int reset_collect(struct reset *rs)
             reset_add(rs, key, strlen(key));
     }
     for (int w = 0; rs->sender == NULL && w < LIM_NWINDOWS; w++) {
-        if (keys_sender_pattern(key, sizeof(key), cfg->prefix, w, rs->customer) < 0)
+        char near[CTLUSAGE_KEY_MAX]; /* the customer's counter: its senders' node */
+        if (keys_sender_pattern(key, sizeof(key), cfg->prefix, w, rs->customer) < 0 ||
+            keys_counter(near, sizeof(near), cfg->prefix, KEYS_CUSTOMER, w, rs->customer,
+                         NULL) < 0)
             return too_long(rs);
-        if (ctlredis_scan(rs->ctl->redis, NULL, key, reset_take, rs) != 0)
+        if (ctlredis_scan(rs->ctl->redis, NULL, key, near, reset_take, rs) != 0)
             return CTL_EREDIS;
     }
     reset_unique(rs);

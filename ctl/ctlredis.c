@@ -8,18 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "ctlout.h"
 #include "log.h"
-#include "rpool.h"
+#include "route.h"
 #include "store.h"
 #include "xalloc.h"
 
 enum { CTLREDIS_ARGV_MAX = 32, CTLREDIS_SCAN_COUNT = 1000 };
 
 struct ctlredis {
-    struct rpool *pool;
-    struct rconn *conn;
-    int failed; /* the connection could not be opened, and that was said */
+    struct route *route;
+    int failed; /* Redis could not be reached, and that was said */
     char where[512];
 };
 
@@ -27,7 +27,7 @@ struct ctlredis *ctlredis_new(const struct rm_config *cfg)
 {
     struct ctlredis *r = xcalloc(1, sizeof(*r));
 
-    r->pool = rpool_new(cfg);
+    r->route = route_new(cfg);
     ctlredis_describe(cfg, r->where, sizeof(r->where));
     return r;
 }
@@ -36,16 +36,29 @@ void ctlredis_free(struct ctlredis *r)
 {
     if (r == NULL)
         return;
-    if (r->conn != NULL)
-        rpool_put(r->pool, r->conn, r->conn->ctx->err ? RPOOL_BROKEN : RPOOL_OK);
-    rpool_free(r->pool);
+    route_free(r->route);
     free(r);
+}
+
+/* "what (a, b, ...)" for a list of addresses */
+static void describe_list(char *buf, size_t len, const char *what,
+                          const struct cfg_strlist *l)
+{
+    size_t n;
+
+    snprintf(buf, len, "%s", what);
+    for (size_t i = 0; i < l->n && (n = strlen(buf)) < len; i++)
+        snprintf(buf + n, len - n, "%s %s", i ? "," : "", l->v[i]);
+    if ((n = strlen(buf)) < len)
+        snprintf(buf + n, len - n, ")");
 }
 
 void ctlredis_describe(const struct rm_config *cfg, char *buf, size_t len)
 {
-    size_t n;
-
+    if (cfg->cluster_nodes.n > 0) {
+        describe_list(buf, len, "Redis Cluster (seeds", &cfg->cluster_nodes);
+        return;
+    }
     if (cfg->sentinels.n == 0 && cfg->redis_unix != NULL) {
         snprintf(buf, len, "unix socket %s", cfg->redis_unix);
         return;
@@ -56,53 +69,63 @@ void ctlredis_describe(const struct rm_config *cfg, char *buf, size_t len)
                  cfg->redis_port);
         return;
     }
-    snprintf(buf, len, "master %s (sentinels", cfg->redis_master);
-    for (size_t i = 0; i < cfg->sentinels.n && (n = strlen(buf)) < len; i++)
-        snprintf(buf + n, len - n, "%s %s", i ? "," : "", cfg->sentinels.v[i]);
-    if ((n = strlen(buf)) < len)
-        snprintf(buf + n, len - n, ")");
+    char what[300];
+    snprintf(what, sizeof(what), "master %s (sentinels", cfg->redis_master);
+    describe_list(buf, len, what, &cfg->sentinels);
 }
 
-/* The connection, opened on first use; NULL (said once) when it cannot be. */
-static struct rconn *conn(struct ctlredis *r)
+/* The reply if it is one the caller can use, else NULL after saying why:
+ * Redis out of reach is said once, an error reply each time. */
+static redisReply *checked(struct ctlredis *r, const char *key, redisReply *reply,
+                           const char *err)
 {
-    char err[STORE_ERR_MAX];
-
-    if (r->conn == NULL && !r->failed) {
-        r->conn = rpool_get(r->pool, err);
-        if (r->conn == NULL) {
-            r->failed = 1;
-            ctlout_err("cannot use Redis at %s: %s", r->where, err);
-        }
-    }
-    return r->conn;
-}
-
-/* The reply if it is one the caller can use, else NULL after saying why. */
-static redisReply *checked(struct ctlredis *r, const char *key, redisReply *reply)
-{
-    char err[STORE_ERR_MAX];
+    char why[STORE_ERR_MAX];
 
     if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
         return reply;
-    rpool_error(r->conn->ctx, reply, err);
+    if (reply == NULL) {
+        if (!r->failed)
+            ctlout_err("cannot use Redis at %s: %s", r->where, err);
+        r->failed = 1;
+        return NULL;
+    }
+    rpool_reply_error(reply, why);
     if (key != NULL)
-        ctlout_err("%s: %s", ctlout_shown(key), err);
+        ctlout_err("%s: %s", ctlout_shown(key), why);
     else
-        ctlout_err("%s", err);
-    if (reply != NULL)
-        freeReplyObject(reply);
+        ctlout_err("%s", why);
+    freeReplyObject(reply);
     return NULL;
 }
 
-/* key names the key a command is about: one connection serves every key
- * here, a client of a Redis Cluster would pick the node by it. */
+/* The slot a command goes to: its key's (route.h: on a Redis Cluster the
+ * node serving it; on one server the only one). */
+static int slot_of(const char *key)
+{
+    return key != NULL ? cluster_keyslot(key, strlen(key)) : 0;
+}
+
+static redisReply *call(struct ctlredis *r, const char *key, const char *route_key,
+                        int script, int argc, const char **argv, size_t *lens)
+{
+    char err[STORE_ERR_MAX] = "";
+
+    if (r->failed)
+        return NULL;
+    redisReply *reply =
+        route_call(r->route, slot_of(route_key), script, argc, argv, lens, err);
+    return checked(r, key, reply, err);
+}
+
 redisReply *ctlredis_cmd(struct ctlredis *r, const char *key, int argc, const char **argv,
                          const size_t *lens)
 {
-    if (conn(r) == NULL)
-        return NULL;
-    return checked(r, key, redisCommandArgv(r->conn->ctx, argc, argv, lens));
+    size_t copy[CTLREDIS_ARGV_MAX];
+
+    if (argc > CTLREDIS_ARGV_MAX)
+        msg_panic("ctlredis_cmd: %d arguments", argc);
+    memcpy(copy, lens, (size_t)argc * sizeof(*lens));
+    return call(r, key, key, ROUTE_COMMAND, argc, argv, copy);
 }
 
 redisReply *ctlredis_cmdv(struct ctlredis *r, const char *key, int argc,
@@ -120,9 +143,7 @@ redisReply *ctlredis_cmdv(struct ctlredis *r, const char *key, int argc,
 redisReply *ctlredis_script(struct ctlredis *r, const char *key, int argc,
                             const char **argv, size_t *lens)
 {
-    if (conn(r) == NULL)
-        return NULL;
-    return checked(r, key, rpool_script(r->pool, r->conn, argc, argv, lens));
+    return call(r, key, key, RPOOL_RELAY, argc, argv, lens);
 }
 
 /* One SCAN / HSCAN page: the next cursor into cursor, the items returned. */
@@ -138,7 +159,7 @@ static const redisReply *scan_page(const redisReply *rep, char *cursor, size_t l
 }
 
 int ctlredis_scan(struct ctlredis *r, const char *hash, const char *pattern,
-                  ctlredis_page_fn *fn, void *arg)
+                  const char *near, ctlredis_page_fn *fn, void *arg)
 {
     char cursor[32] = "0", count[16];
     int stop = 0;
@@ -158,7 +179,12 @@ int ctlredis_scan(struct ctlredis *r, const char *hash, const char *pattern,
         argv[n++] = pattern;
         argv[n++] = "COUNT";
         argv[n++] = count;
-        redisReply *rep = ctlredis_cmdv(r, hash, n, argv);
+        size_t lens[7];
+        for (int i = 0; i < n; i++)
+            lens[i] = strlen(argv[i]);
+        /* HSCAN goes where its hash is; SCAN lists the keys of one node,
+         * the one that holds near (and so every key the pattern means). */
+        redisReply *rep = call(r, hash, hash ? hash : near, ROUTE_COMMAND, n, argv, lens);
         if (rep == NULL)
             return -1;
         const redisReply *items = scan_page(rep, cursor, sizeof(cursor));

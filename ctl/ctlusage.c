@@ -220,7 +220,8 @@ static int collect_counters(struct usage *u)
             ctlout_err("the key names for customer \"%s\" are too long", u->customer);
             return CTL_EUSAGE;
         }
-        if (ctlredis_scan(u->ctl->redis, NULL, buf, take_senders, &s) != 0)
+        /* the senders' counters share the customer's node (keys.h) */
+        if (ctlredis_scan(u->ctl->redis, NULL, buf, u->c[w].key, take_senders, &s) != 0)
             return CTL_EREDIS;
     }
     qsort(u->c + LIM_NWINDOWS, u->n - LIM_NWINDOWS, sizeof(*u->c), by_sender);
@@ -331,7 +332,7 @@ static int find_known(struct usage *u)
     if (u->known)
         return CTL_OK;
     keys_sasl(key, sizeof(key), u->ctl->cfg->prefix);
-    if (ctlredis_scan(u->ctl->redis, key, "*", find_value, &s) != 0)
+    if (ctlredis_scan(u->ctl->redis, key, "*", NULL, find_value, &s) != 0)
         return CTL_EREDIS;
     u->known = s.found;
     return CTL_OK;

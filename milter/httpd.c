@@ -15,7 +15,7 @@
 #include "sentinel.h"
 #include "snapshot.h"
 
-enum { METRICS_BUF = 64 * 1024 };
+enum { METRICS_BUF = 256 * 1024 }; /* a cluster of a few hundred nodes */
 
 struct httpd {
     struct MHD_Daemon *d;
@@ -50,8 +50,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_NO;
     struct snap *s = snap_acquire();
     int open = s ? store_circuit_open(s->store) : 0;
-    snap_release(s);
     size_t len = metrics_render(h->m, open, buf, METRICS_BUF);
+    if (s != NULL) /* per Redis Cluster node, when there is a cluster */
+        len += store_metrics(s->store, buf + len, METRICS_BUF - len);
+    snap_release(s);
     return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", buf, len,
                  MHD_RESPMEM_MUST_FREE);
 }

@@ -125,11 +125,32 @@ static int login_seen(const struct rm_config *cfg, size_t i, size_t j, const cha
  * charge one customer for the other's mail depending on file order. Both are
  * refused at the second entry.
  */
+/* sasl.realm: one form, lower case; it is appended after '@'. */
+static int canon_realm(struct loader *ld, struct rm_config *cfg, config_t *lc)
+{
+    char *r = cfg->sasl_realm;
+
+    if (r == NULL)
+        return 0;
+    for (char *p = r; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '@')
+            return cfg_fail(ld, config_lookup(lc, "sasl.realm"),
+                            "sasl.realm \"%s\" must be a realm name without '@', blanks "
+                            "or control characters, e.g. \"relay.example\"",
+                            r);
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    }
+    return 0;
+}
+
 int cfgcust_canon_logins(struct loader *ld, struct rm_config *cfg, config_t *lc)
 {
     const config_setting_t *cs = config_lookup(lc, "customers");
     char canon[LOGIN_MAX + 1];
 
+    if (canon_realm(ld, cfg, lc) != 0)
+        return -1;
     for (size_t i = 0; i < cfg->ncustomers; i++) {
         struct cfg_strlist *l = &cfg->customers[i].sasl;
         const config_setting_t *ls =

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cfgload - the parts of the config loader (config.h) shared by its files:
- * config.c (scalar keys, groups, the whole file) and cfgcust.c (the
- * customers list). Not for use outside the loader.
+ * config.c (scalar keys, groups, the whole file), cfgcust.c (the
+ * customers list) and cfgredis.c (the redis { } group as a whole). Not for use outside
+ * the loader.
  *
  * Interface:
  *   cfg_fail(ld, setting, fmt, ...)       "FILE:LINE: what" into the loader's
@@ -12,8 +13,11 @@
  *   cfg_get_int(ld, s, what, min, max, out)  a whole number in range
  *   cfg_load_limits(ld, g, where, out)    a limits { } group, partial
  *   cfgcust_load(ld, cfg, list)           customers ( ... )
- *   cfgcust_canon_logins(ld, cfg, lc)     customers[].sasl in canonical form,
- *                                         once sasl.realm is known
+ *   cfgcust_canon_logins(ld, cfg, lc)     sasl.realm, then customers[].sasl,
+ *                                         in canonical form
+ *   cfgredis_check(ld, cfg, lc)           the rules joining redis { } keys:
+ *                                         Sentinel, Redis Cluster, credentials,
+ *                                         the prefix
  */
 #ifndef RM_CFGLOAD_H
 #define RM_CFGLOAD_H
@@ -42,5 +46,6 @@ int cfg_load_limits(struct loader *ld, const config_setting_t *g, const char *wh
                     struct lim_set *out);
 int cfgcust_load(struct loader *ld, struct rm_config *cfg, const config_setting_t *l);
 int cfgcust_canon_logins(struct loader *ld, struct rm_config *cfg, config_t *lc);
+int cfgredis_check(struct loader *ld, struct rm_config *cfg, config_t *lc);
 
 #endif

@@ -16,10 +16,7 @@
 #include "cfglex.h"
 #include "cfgload.h"
 #include "domain.h"
-#include "identity.h"
-#include "login.h"
 #include "log.h"
-#include "sentinel.h"
 #include "xalloc.h"
 
 enum cfg_type { CT_INT, CT_STR, CT_ENUM, CT_STRLIST, CT_SHARE };
@@ -54,6 +51,7 @@ static const struct cfg_param cfg_params[] = {
     {"redis", "unix", CT_STR, OFF(redis_unix), 0, NULL, 0, 0, NULL},
     {"redis", "sentinels", CT_STRLIST, OFF(sentinels), 0, NULL, 0, 0, NULL},
     {"redis", "master", CT_STR, OFF(redis_master), 0, NULL, 0, 0, NULL},
+    {"redis", "cluster_nodes", CT_STRLIST, OFF(cluster_nodes), 0, NULL, 0, 0, NULL},
     {"redis", "username", CT_STR, OFF(redis_username), 0, NULL, 0, 0, NULL},
     {"redis", "password", CT_STR, OFF(redis_password), 0, NULL, 0, 0, NULL},
     {"redis", "db", CT_INT, OFF(redis_db), 0, NULL, 0, 1023, NULL},
@@ -307,30 +305,9 @@ static int load_top(struct loader *ld, struct rm_config *cfg, const config_setti
     return cfg_fail(ld, s, "unknown key %s", name);
 }
 
-/* sasl.realm: one form, lower case; it is appended after '@'. */
-static int canon_realm(struct loader *ld, struct rm_config *cfg, config_t *lc)
-{
-    char *r = cfg->sasl_realm;
-
-    if (r == NULL)
-        return 0;
-    for (char *p = r; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '@')
-            return cfg_fail(ld, config_lookup(lc, "sasl.realm"),
-                            "sasl.realm \"%s\" must be a realm name without '@', blanks "
-                            "or control characters, e.g. \"relay.example\"",
-                            r);
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    }
-    return 0;
-}
-
 /* Rules that join several keys. */
 static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
 {
-    const config_setting_t *redis = config_lookup(lc, "redis");
-
     const config_setting_t *mode = config_lookup(lc, "milter.socket_mode");
     char *end;
     long m = strtol(cfg->socket_mode, &end, 8);
@@ -338,24 +315,7 @@ static int check_whole(struct loader *ld, struct rm_config *cfg, config_t *lc)
         return cfg_fail(ld, mode,
                         "milter.socket_mode must be an octal mode like \"0660\"");
     cfg->socket_mode_bits = (int)m;
-    if (cfg->sentinels.n > 0 && cfg->redis_master == NULL)
-        return cfg_fail(ld, redis,
-                        "redis.sentinels needs redis.master (the monitored name)");
-    if (cfg->redis_master != NULL && cfg->sentinels.n == 0)
-        return cfg_fail(ld, redis, "redis.master needs redis.sentinels");
-    for (size_t i = 0; i < cfg->sentinels.n; i++) {
-        char host[256];
-        int port;
-        if (sentinel_split(cfg->sentinels.v[i], host, sizeof(host), &port) != 0)
-            return cfg_fail(ld,
-                            config_setting_get_elem(config_lookup(lc, "redis.sentinels"),
-                                                    (unsigned)i),
-                            "redis.sentinels: \"%s\" is not HOST:PORT",
-                            cfg->sentinels.v[i]);
-    }
-    if (cfg->redis_username != NULL && cfg->redis_password == NULL)
-        return cfg_fail(ld, redis, "redis.username needs redis.password");
-    if (canon_realm(ld, cfg, lc) != 0)
+    if (cfgredis_check(ld, cfg, lc) != 0)
         return -1;
     return cfgcust_canon_logins(ld, cfg, lc);
 }

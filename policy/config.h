@@ -78,6 +78,7 @@ struct rm_config {
     char *redis_unix;
     struct cfg_strlist sentinels;
     char *redis_master;
+    struct cfg_strlist cluster_nodes; /* Redis Cluster seeds; empty: no cluster */
     char *redis_username;
     char *redis_password;
     int redis_db;

@@ -53,10 +53,15 @@ int keys_counter(char *buf, size_t len, const char *prefix, enum keys_scope scop
 {
     if (window < 0 || window >= LIM_NWINDOWS)
         msg_panic("keys_counter: window %d", window);
+    /* The braces are the Redis Cluster hash tag: every counter of one
+     * customer hashes to one slot, so the charge of a message stays one
+     * atomic script call on one node. Customer names and the prefix hold no
+     * brace (identity_name_problem, redis.prefix), so the tag is exactly the
+     * customer, and no sender text can end it early or forge another's key. */
     if (scope == KEYS_CUSTOMER)
-        return fmt(buf, len, "%sqc:%s:%s", prefix, lim_window_tag[window], customer);
-    return fmt(buf, len, "%sqs:%s:%zu:%s:%s", prefix, lim_window_tag[window],
-               strlen(customer), customer, sender);
+        return fmt(buf, len, "%sqc:%s:{%s}", prefix, lim_window_tag[window], customer);
+    return fmt(buf, len, "%sqs:%s:{%s}:%s", prefix, lim_window_tag[window], customer,
+               sender);
 }
 
 /* Redis's glob (SCAN MATCH) treats * ? [ ] and \ specially. */

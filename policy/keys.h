@@ -23,11 +23,18 @@
  *   keys_counter_sender(key, keylen, prefix, window, customer)
  *       the sender part of a sender counter key of customer, or NULL
  *
- * Counter layout:
- *   PREFIX qc:W:CUSTOMER                 customer scope, W = m | h | d
- *   PREFIX qs:W:LEN:CUSTOMER:SENDER      sender scope; LEN = length of
- *                                        CUSTOMER, so no customer or sender
- *                                        text can forge another's key
+ * Counter layout (the same in every topology: one primary, Sentinel, Redis
+ * Cluster):
+ *   PREFIX qc:W:{CUSTOMER}               customer scope, W = m | h | d
+ *   PREFIX qs:W:{CUSTOMER}:SENDER        sender scope
+ * {CUSTOMER} is the Redis Cluster hash tag (Redis Cluster specification,
+ * "Hash tags"): all counters of one customer share one slot, so one script
+ * call charges them atomically on one node. Customer names and redis.prefix
+ * may not hold '{' or '}', so the first '}' ends the customer and no
+ * customer or sender text can forge another's key. Counters written under the
+ * older layout (qc:W:CUSTOMER, qs:W:LEN:CUSTOMER:SENDER) are not read: after
+ * an upgrade usage restarts from zero, and the old keys expire by themselves
+ * within two of their windows.
  */
 #ifndef RM_KEYS_H
 #define RM_KEYS_H

@@ -13,13 +13,11 @@
  * edit is in force within 1 second (plus a transaction in progress), as the
  * blocked-domain copy (blockset.h) is.
  *
- * Memory is bounded: LOOKCACHE_SLOTS entries in sets of LOOKCACHE_WAYS chosen by a hash
- * of the key, the oldest of a full set replaced; each entry packed into at
- * most LOOKCACHE_ENTRY_MAX bytes (a larger answer is not kept): under 10 MB in
- * all, about 1 MB for common answers. Sets rather than one slot per hash:
- * a thousand busy customers in a direct-mapped table of a thousand slots
- * evict each other most of the time. Entries are never used past their
- * age, so a bounded table cannot serve a stale answer, only miss.
+ * Memory is bounded: LOOKCACHE_SLOTS entries in sets of LOOKCACHE_WAYS
+ * (memo.h: sets, the oldest of a full set replaced); each entry packed into
+ * at most LOOKCACHE_ENTRY_MAX bytes (a larger answer is not kept): under 10
+ * MB in all, about 1 MB for common answers. Entries are never used past
+ * their age, so a bounded table cannot serve a stale answer, only miss.
  * Counters are never cached: the charge at DATA always goes to Redis.
  *
  * Interface:
@@ -27,28 +25,23 @@
  *   lookcache_get(c, req, res)   1 and res filled when a copy younger than
  *                         LOOKCACHE_MAX_AGE_MS exists for req, else 0
  *   lookcache_put(c, req, res)   keep a copy of res, the answer for req now
- * Thread-safe; the slots are locked in stripes.
+ * Thread-safe (memo.h).
  */
 #ifndef RM_LOOKCACHE_H
 #define RM_LOOKCACHE_H
 
-#include <pthread.h>
-
+#include "memo.h"
 #include "store.h"
 
 enum {
     LOOKCACHE_SLOTS = 8192,
     LOOKCACHE_WAYS = 4,
-    LOOKCACHE_STRIPES = 16,
     LOOKCACHE_ENTRY_MAX = 1024,
     LOOKCACHE_MAX_AGE_MS = 1000
 };
 
-struct lookcache_entry;
-
 struct lookcache {
-    pthread_mutex_t lock[LOOKCACHE_STRIPES];
-    struct lookcache_entry *slot[LOOKCACHE_SLOTS];
+    struct memo m;
 };
 
 void lookcache_init(struct lookcache *c);

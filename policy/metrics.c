@@ -131,15 +131,7 @@ void metrics_reload(struct metrics *m, int ok, unsigned long generation)
         atomic_store(&m->generation, generation);
 }
 
-struct out {
-    char *buf;
-    size_t len, used;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(struct out *o, const char *fmt, ...)
+void metrics_put(struct metrics_text *o, const char *fmt, ...)
 {
     va_list ap;
     if (o->used >= o->len)
@@ -151,25 +143,37 @@ static void put(struct out *o, const char *fmt, ...)
         o->used += (size_t)n < o->len - o->used ? (size_t)n : o->len - o->used - 1;
 }
 
-static void render_decisions(struct metrics *m, struct out *o)
+void metrics_counter(struct metrics_text *t, const char *name, const char *help,
+                     unsigned long v)
 {
-    put(o, "# HELP relaymilter_decisions_total Message decisions by action and reason.\n"
+    metrics_put(t, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name,
+                v);
+}
+
+static void render_decisions(struct metrics *m, struct metrics_text *o)
+{
+    metrics_put(
+        o, "# HELP relaymilter_decisions_total Message decisions by action and reason.\n"
            "# TYPE relaymilter_decisions_total counter\n");
     for (int a = 0; a < NACTIONS; a++)
         for (int r = 0; r < NREASONS; r++)
-            put(o, "relaymilter_decisions_total{action=\"%s\",reason=\"%s\"} %lu\n",
-                actions[a], reasons[r], atomic_load(&m->decisions[a][r]));
-    put(o, "# HELP relaymilter_limit_refusals_total Over-quota messages by limit.\n"
-           "# TYPE relaymilter_limit_refusals_total counter\n");
+            metrics_put(o,
+                        "relaymilter_decisions_total{action=\"%s\",reason=\"%s\"} %lu\n",
+                        actions[a], reasons[r], atomic_load(&m->decisions[a][r]));
+    metrics_put(o,
+                "# HELP relaymilter_limit_refusals_total Over-quota messages by limit.\n"
+                "# TYPE relaymilter_limit_refusals_total counter\n");
     for (int i = 0; i < LIM_NQUOTA; i++)
-        put(o, "relaymilter_limit_refusals_total{limit=\"%s\"} %lu\n", lim_field_name(i),
-            atomic_load(&m->limit_refusals[i]));
-    put(o, "# HELP relaymilter_recipients_refused_total Recipients refused at RCPT TO.\n"
+        metrics_put(o, "relaymilter_limit_refusals_total{limit=\"%s\"} %lu\n",
+                    lim_field_name(i), atomic_load(&m->limit_refusals[i]));
+    metrics_put(
+        o, "# HELP relaymilter_recipients_refused_total Recipients refused at RCPT TO.\n"
            "# TYPE relaymilter_recipients_refused_total counter\n");
     for (int i = 0; i < NRCPT; i++)
-        put(o, "relaymilter_recipients_refused_total{reason=\"%s\"} %lu\n",
-            rcpt_reasons[i], atomic_load(&m->rcpt_refused[i]));
-    put(o,
+        metrics_put(o, "relaymilter_recipients_refused_total{reason=\"%s\"} %lu\n",
+                    rcpt_reasons[i], atomic_load(&m->rcpt_refused[i]));
+    metrics_put(
+        o,
         "# HELP relaymilter_local_fallback_decisions_total Quota decisions made in "
         "memory "
         "while Redis was unusable.\n# TYPE relaymilter_local_fallback_decisions_total "
@@ -177,30 +181,35 @@ static void render_decisions(struct metrics *m, struct out *o)
         atomic_load(&m->local_decisions));
 }
 
-static void render_store(struct metrics *m, int circuit_open, struct out *o)
+static void render_store(struct metrics *m, int circuit_open, struct metrics_text *o)
 {
     unsigned long cum = 0;
 
-    put(o, "# HELP relaymilter_store_call_seconds Redis round trips made for messages.\n"
+    metrics_put(
+        o, "# HELP relaymilter_store_call_seconds Redis round trips made for messages.\n"
            "# TYPE relaymilter_store_call_seconds histogram\n");
     for (int b = 0; b <= NBUCKETS; b++) {
         cum += atomic_load(&m->store_bucket[b]);
         if (b < NBUCKETS)
-            put(o, "relaymilter_store_call_seconds_bucket{le=\"%g\"} %lu\n",
-                (double)buckets_us[b] / 1e6, cum);
+            metrics_put(o, "relaymilter_store_call_seconds_bucket{le=\"%g\"} %lu\n",
+                        (double)buckets_us[b] / 1e6, cum);
         else
-            put(o, "relaymilter_store_call_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+            metrics_put(o, "relaymilter_store_call_seconds_bucket{le=\"+Inf\"} %lu\n",
+                        cum);
     }
-    put(o,
+    metrics_put(
+        o,
         "relaymilter_store_call_seconds_sum %.6f\nrelaymilter_store_call_seconds_count "
         "%lu\n",
         (double)atomic_load(&m->store_usec_sum) / 1e6, atomic_load(&m->store_calls));
-    put(o,
+    metrics_put(
+        o,
         "# HELP relaymilter_store_errors_total Failed Redis round trips.\n"
         "# TYPE relaymilter_store_errors_total counter\nrelaymilter_store_errors_total "
         "%lu\n",
         atomic_load(&m->store_errors));
-    put(o,
+    metrics_put(
+        o,
         "# HELP relaymilter_store_circuit_open 1 while calls to Redis are suspended.\n"
         "# TYPE relaymilter_store_circuit_open gauge\nrelaymilter_store_circuit_open "
         "%d\n",
@@ -209,28 +218,30 @@ static void render_store(struct metrics *m, int circuit_open, struct out *o)
 
 size_t metrics_render(struct metrics *m, int circuit_open, char *buf, size_t len)
 {
-    struct out o = {buf, len, 0};
+    struct metrics_text o = {buf, len, 0};
 
     if (len == 0)
         return 0;
     buf[0] = '\0';
     render_decisions(m, &o);
     render_store(m, circuit_open, &o);
-    put(&o,
-        "# HELP relaymilter_connections Open MTA connections.\n"
-        "# TYPE relaymilter_connections gauge\nrelaymilter_connections %ld\n",
-        atomic_load(&m->connections));
-    put(&o,
+    metrics_put(&o,
+                "# HELP relaymilter_connections Open MTA connections.\n"
+                "# TYPE relaymilter_connections gauge\nrelaymilter_connections %ld\n",
+                atomic_load(&m->connections));
+    metrics_put(
+        &o,
         "# HELP relaymilter_config_generation Configuration in force (1 = as started).\n"
         "# TYPE relaymilter_config_generation gauge\nrelaymilter_config_generation %lu\n",
         atomic_load(&m->generation));
-    put(&o,
-        "# HELP relaymilter_config_reloads_total Reload attempts by result.\n"
-        "# TYPE relaymilter_config_reloads_total counter\n"
-        "relaymilter_config_reloads_total{result=\"ok\"} %lu\n"
-        "relaymilter_config_reloads_total{result=\"failed\"} %lu\n",
-        atomic_load(&m->reloads_ok), atomic_load(&m->reloads_failed));
-    put(&o,
+    metrics_put(&o,
+                "# HELP relaymilter_config_reloads_total Reload attempts by result.\n"
+                "# TYPE relaymilter_config_reloads_total counter\n"
+                "relaymilter_config_reloads_total{result=\"ok\"} %lu\n"
+                "relaymilter_config_reloads_total{result=\"failed\"} %lu\n",
+                atomic_load(&m->reloads_ok), atomic_load(&m->reloads_failed));
+    metrics_put(
+        &o,
         "# HELP relaymilter_config_last_reload_ok 1 when the last reload succeeded.\n"
         "# TYPE relaymilter_config_last_reload_ok gauge\n"
         "relaymilter_config_last_reload_ok %d\n",
@@ -238,7 +249,8 @@ size_t metrics_render(struct metrics *m, int circuit_open, char *buf, size_t len
 #ifndef RM_VERSION
 #define RM_VERSION "unknown"
 #endif
-    put(&o,
+    metrics_put(
+        &o,
         "# HELP relaymilter_build_info Version of the running daemon.\n"
         "# TYPE relaymilter_build_info gauge\nrelaymilter_build_info{version=\"%s\"} 1\n",
         RM_VERSION);

@@ -15,6 +15,11 @@
  *   metrics_render(m, circuit_open, buf, len)
  *                                        the text exposition format; returns
  *                                        the length written (truncated at len)
+ *   metrics_put(t, fmt, ...)             append printf-style to text being
+ *                                        rendered (truncated at t->len; for
+ *                                        the store's own metrics too)
+ *   metrics_counter(t, name, help, v)    a counter without labels: HELP, TYPE
+ *                                        and its value
  *
  * Every counter is an atomic: milter threads update them without a lock, and
  * a scrape reads each one once (a scrape is not a consistent snapshot across
@@ -27,6 +32,11 @@
 
 struct metrics;
 
+struct metrics_text {
+    char *buf;
+    size_t len, used;
+};
+
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 void metrics_decision(struct metrics *m, const char *action, const char *reason);
@@ -35,5 +45,9 @@ void metrics_store_call(struct metrics *m, long long usec, int ok);
 void metrics_connection(struct metrics *m, int delta);
 void metrics_reload(struct metrics *m, int ok, unsigned long generation);
 size_t metrics_render(struct metrics *m, int circuit_open, char *buf, size_t len);
+void metrics_put(struct metrics_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void metrics_counter(struct metrics_text *t, const char *name, const char *help,
+                     unsigned long v);
 
 #endif

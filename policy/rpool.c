@@ -13,8 +13,10 @@
 #include <time.h>
 
 #include "breaker.h"
+#include "cluster.h"
 #include "clock.h"
 #include "log.h"
+#include "lookup_lua.h"
 #include "relay_lua.h"
 #include "sentinel.h"
 #include "store.h"
@@ -25,13 +27,15 @@ struct rpool {
     char *host, *unix_path, *username, *password, *master;
     struct cfg_strlist sentinels;
     int port, db, connect_ms, command_ms, size;
+    int node; /* a Redis Cluster node: fixed address, only relay.lua */
+    char name[CLUSTER_HOST_MAX + 16]; /* in logs and errors: "redis", "redis HOST:PORT" */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct rconn **idle; /* stack of open, healthy connections */
     int nidle;
     int nopen; /* idle + lent out + being opened */
-    char sha[41];
+    char sha[RPOOL_NSCRIPTS][41];
     /* Sentinel mode: the primary's address, and a generation that moves on
      * whenever it must be asked again; connections of older generations are
      * closed instead of reused. */
@@ -53,6 +57,14 @@ static struct timeval ms_tv(int ms)
     return tv;
 }
 
+void rpool_reply_error(const redisReply *r, char *err)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        snprintf(err, STORE_ERR_MAX, "redis: %.*s", (int)r->len, r->str);
+    else
+        snprintf(err, STORE_ERR_MAX, "redis: unexpected reply type %d", r->type);
+}
+
 void rpool_error(const redisContext *c, const redisReply *r, char *err)
 {
     /* hiredis reports a read timeout as EAGAIN's text; say what it means. */
@@ -62,10 +74,8 @@ void rpool_error(const redisContext *c, const redisReply *r, char *err)
                  "redis: timeout (no reply within command_timeout_ms)");
     else if (r == NULL)
         snprintf(err, STORE_ERR_MAX, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
-    else if (r->type == REDIS_REPLY_ERROR)
-        snprintf(err, STORE_ERR_MAX, "redis: %.*s", (int)r->len, r->str);
     else
-        snprintf(err, STORE_ERR_MAX, "redis: unexpected reply type %d", r->type);
+        rpool_reply_error(r, err);
 }
 
 enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r)
@@ -74,10 +84,12 @@ enum rpool_status rpool_status_of(const redisContext *c, const redisReply *r)
         return RPOOL_BROKEN;
     /* A replica (READONLY), a primary cut off from its replicas by
      * min-replicas (NOREPLICAS), a replica out of sync (MASTERDOWN), a server
-     * still loading: none can take our writes; another server may. */
+     * still loading, a cluster node that has lost its quorum or slots
+     * (CLUSTERDOWN): none can take our writes; another server may. */
     if (r->type == REDIS_REPLY_ERROR &&
         (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "NOREPLICAS", 10) == 0 ||
-         strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "LOADING", 7) == 0))
+         strncmp(r->str, "MASTERDOWN", 10) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
+         strncmp(r->str, "CLUSTERDOWN", 11) == 0))
         return RPOOL_WRONG_SERVER;
     return RPOOL_OK;
 }
@@ -88,7 +100,9 @@ static redisReply *setup_command(redisContext *c, int argc, const char **argv, c
 {
     size_t lens[4];
     for (int i = 0; i < argc; i++)
-        lens[i] = argv[i] == relay_lua ? relay_lua_len : strlen(argv[i]);
+        lens[i] = argv[i] == relay_lua    ? relay_lua_len
+                  : argv[i] == lookup_lua ? lookup_lua_len
+                                          : strlen(argv[i]);
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
     if (r && r->type != REDIS_REPLY_ERROR)
         return r;
@@ -151,6 +165,27 @@ static int target(struct rpool *p, char *host, size_t hostlen, int *port, unsign
     return 0;
 }
 
+static const char *const script_text[RPOOL_NSCRIPTS] = {relay_lua, lookup_lua};
+
+/* Load the scripts on every new connection: cheap, and after a Redis restart
+ * or failover the new server has them before the first EVALSHA. A cluster
+ * node never runs the lookup script (lookup.lua says why). */
+static int load_scripts(struct rpool *p, redisContext *c, char *err)
+{
+    for (int i = 0; i < (p->node ? 1 : RPOOL_NSCRIPTS); i++) {
+        const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
+        redisReply *r = setup_command(c, 3, load, err);
+        if (r == NULL)
+            return -1;
+        pthread_mutex_lock(&p->lock);
+        if (r->type == REDIS_REPLY_STRING)
+            snprintf(p->sha[i], sizeof(p->sha[i]), "%.40s", r->str);
+        pthread_mutex_unlock(&p->lock);
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 static struct rconn *conn_open(struct rpool *p, char *err)
 {
     char host[256], db[16];
@@ -168,7 +203,7 @@ static struct rconn *conn_open(struct rpool *p, char *err)
         return NULL;
     }
     if (c->err) {
-        snprintf(err, STORE_ERR_MAX, "redis: connect: %s", c->errstr);
+        snprintf(err, STORE_ERR_MAX, "%.64s: connect: %.80s", p->name, c->errstr);
         goto fail;
     }
     if (redisSetTimeout(c, ms_tv(p->command_ms)) != REDIS_OK) {
@@ -187,17 +222,8 @@ static struct rconn *conn_open(struct rpool *p, char *err)
         goto fail;
     if (p->sentinels.n > 0 && check_primary(c, err) != 0)
         goto fail;
-    /* Load the script on every new connection: cheap, and after a Redis
-     * restart or failover the new server has it before the first EVALSHA. */
-    const char *load[] = {"SCRIPT", "LOAD", relay_lua};
-    redisReply *r = setup_command(c, 3, load, err);
-    if (r == NULL)
+    if (load_scripts(p, c, err) != 0)
         goto fail;
-    pthread_mutex_lock(&p->lock);
-    if (r->type == REDIS_REPLY_STRING)
-        snprintf(p->sha, sizeof(p->sha), "%.40s", r->str);
-    pthread_mutex_unlock(&p->lock);
-    freeReplyObject(r);
     struct rconn *rc = xmalloc(sizeof(*rc));
     rc->ctx = c;
     rc->gen = gen;
@@ -233,15 +259,15 @@ static void record(struct rpool *p, int ok, const char *err)
 {
     if (ok) {
         if (breaker_success(&p->br))
-            msg_info("redis: reachable again; circuit closed");
+            msg_info("%s: reachable again; circuit closed", p->name);
         return;
     }
     if (breaker_failure(&p->br, clock_mono_ms()))
-        msg_error("redis: %d failures in a row (last: %s); circuit open, messages get "
+        msg_error("%s: %d failures in a row (last: %s); circuit open, messages get "
                   "on_store_error without waiting until a probe succeeds",
-                  RPOOL_FAIL_THRESHOLD, err);
+                  p->name, RPOOL_FAIL_THRESHOLD, err);
     else if (breaker_is_open(&p->br))
-        msg_warn("redis: probe failed (%s); next try in at most %lld ms", err,
+        msg_warn("%s: probe failed (%s); next try in at most %lld ms", p->name, err,
                  p->br.backoff_ms);
 }
 
@@ -291,13 +317,14 @@ struct rconn *rpool_get(struct rpool *p, char *err)
     if (!breaker_admit(&p->br, clock_mono_ms(), &wait_ms)) {
         pthread_mutex_unlock(&p->lock);
         snprintf(err, STORE_ERR_MAX,
-                 "redis: unavailable (circuit open, next probe in %lld ms)", wait_ms);
+                 "%.64s: unavailable (circuit open, next probe in %lld ms)", p->name,
+                 wait_ms);
         return NULL;
     }
     if (wait_slot(p, &c) != 0) {
         breaker_abandon(&p->br);
         pthread_mutex_unlock(&p->lock);
-        snprintf(err, STORE_ERR_MAX, "redis: all %d connections busy", p->size);
+        snprintf(err, STORE_ERR_MAX, "%.64s: all %d connections busy", p->name, p->size);
         return NULL;
     }
     pthread_mutex_unlock(&p->lock);
@@ -336,27 +363,54 @@ void rpool_put(struct rpool *p, struct rconn *c, enum rpool_status status)
     pthread_mutex_unlock(&p->lock);
 }
 
-redisReply *rpool_script(struct rpool *p, struct rconn *rc, int argc, const char **argv,
-                         size_t *lens)
+redisReply *rpool_command(struct rconn *rc, int asking, int argc, const char **argv,
+                          const size_t *lens)
+{
+    redisContext *c = rc->ctx;
+    redisReply *a = NULL, *r = NULL;
+
+    if (!asking)
+        return redisCommandArgv(c, argc, argv, lens);
+    /* ASKING and the command in one round trip; an error to ASKING itself
+     * (a server that is no cluster node) is the answer. */
+    if (redisAppendCommand(c, "ASKING") != REDIS_OK ||
+        redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK ||
+        redisGetReply(c, (void **)&a) != REDIS_OK)
+        return NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+        freeReplyObject(a);
+        return NULL;
+    }
+    if (a->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return a;
+    }
+    freeReplyObject(a);
+    return r;
+}
+
+redisReply *rpool_script(struct rpool *p, struct rconn *rc, enum rpool_script script,
+                         int asking, int argc, const char **argv, size_t *lens)
 {
     char sha[41];
 
     pthread_mutex_lock(&p->lock);
-    memcpy(sha, p->sha, sizeof(sha));
+    memcpy(sha, p->sha[script], sizeof(sha));
     pthread_mutex_unlock(&p->lock);
     argv[0] = "EVALSHA";
     argv[1] = sha;
     lens[0] = 7;
     lens[1] = strlen(sha);
-    redisReply *r = redisCommandArgv(rc->ctx, argc, argv, lens);
+    redisReply *r = rpool_command(rc, asking, argc, argv, lens);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* SCRIPT FLUSH, or a server that lost its cache: EVAL loads it again. */
+        /* SCRIPT FLUSH, a server that lost its cache, a replica promoted
+         * since the script was loaded: EVAL loads it again. */
         freeReplyObject(r);
         argv[0] = "EVAL";
-        argv[1] = relay_lua;
+        argv[1] = script_text[script];
         lens[0] = 4;
-        lens[1] = relay_lua_len;
-        r = redisCommandArgv(rc->ctx, argc, argv, lens);
+        lens[1] = script == RPOOL_RELAY ? relay_lua_len : lookup_lua_len;
+        r = rpool_command(rc, asking, argc, argv, lens);
     }
     return r;
 }
@@ -385,21 +439,16 @@ int rpool_str(const redisReply *r, size_t i, char *out, size_t len, int *trunc)
     return 0;
 }
 
-struct rpool *rpool_new(const struct rm_config *cfg)
+/* What every pool takes from cfg, whatever its address. */
+static struct rpool *pool_alloc(const struct rm_config *cfg, size_t nsentinels)
 {
     struct rpool *p = xcalloc(1, sizeof(*p));
 
     p->idle = xcalloc((size_t)cfg->pool_size, sizeof(*p->idle));
-    p->sentinels.v = xcalloc(cfg->sentinels.n + 1, sizeof(char *));
-    p->host = xstrdup_or_null(cfg->redis_host);
-    p->unix_path = xstrdup_or_null(cfg->redis_unix);
+    p->sentinels.v = xcalloc(nsentinels + 1, sizeof(char *));
     p->username = xstrdup_or_null(cfg->redis_username);
     p->password = xstrdup_or_null(cfg->redis_password);
-    p->master = xstrdup_or_null(cfg->redis_master);
-    for (size_t i = 0; i < cfg->sentinels.n; i++)
-        p->sentinels.v[p->sentinels.n++] = xstrdup_or_null(cfg->sentinels.v[i]);
-    p->port = cfg->redis_port;
-    p->db = cfg->redis_db;
+    snprintf(p->name, sizeof(p->name), "redis");
     p->connect_ms = cfg->connect_timeout_ms;
     p->command_ms = cfg->command_timeout_ms;
     p->size = cfg->pool_size;
@@ -407,6 +456,32 @@ struct rpool *rpool_new(const struct rm_config *cfg)
     pthread_cond_init(&p->cond, NULL);
     breaker_init(&p->br, RPOOL_FAIL_THRESHOLD, RPOOL_BACKOFF_BASE_MS,
                  RPOOL_BACKOFF_MAX_MS, (unsigned)time(NULL) ^ (unsigned)(size_t)p);
+    return p;
+}
+
+struct rpool *rpool_new(const struct rm_config *cfg)
+{
+    struct rpool *p = pool_alloc(cfg, cfg->sentinels.n);
+
+    p->host = xstrdup_or_null(cfg->redis_host);
+    p->unix_path = xstrdup_or_null(cfg->redis_unix);
+    p->master = xstrdup_or_null(cfg->redis_master);
+    for (size_t i = 0; i < cfg->sentinels.n; i++)
+        p->sentinels.v[p->sentinels.n++] = xstrdup_or_null(cfg->sentinels.v[i]);
+    p->port = cfg->redis_port;
+    p->db = cfg->redis_db;
+    return p;
+}
+
+struct rpool *rpool_new_node(const struct rm_config *cfg, const char *host, int port)
+{
+    struct rpool *p = pool_alloc(cfg, 0);
+
+    p->host = xstrdup(host);
+    p->port = port;
+    p->node = 1;
+    snprintf(p->name, sizeof(p->name),
+             strchr(host, ':') ? "redis [%s]:%d" : "redis %s:%d", host, port);
     return p;
 }
 
@@ -438,14 +513,20 @@ static int same_list(const struct cfg_strlist *a, const struct cfg_strlist *b)
     return 1;
 }
 
+int rpool_same_settings(const struct rpool *p, const struct rm_config *cfg)
+{
+    return same_str(p->username, cfg->redis_username) &&
+           same_str(p->password, cfg->redis_password) &&
+           p->connect_ms == cfg->connect_timeout_ms &&
+           p->command_ms == cfg->command_timeout_ms && p->size == cfg->pool_size;
+}
+
 int rpool_matches(const struct rpool *p, const struct rm_config *cfg)
 {
-    return same_str(p->host, cfg->redis_host) &&
+    return !p->node && rpool_same_settings(p, cfg) &&
+           same_str(p->host, cfg->redis_host) &&
            same_str(p->unix_path, cfg->redis_unix) &&
-           same_str(p->username, cfg->redis_username) &&
-           same_str(p->password, cfg->redis_password) &&
            same_str(p->master, cfg->redis_master) &&
            same_list(&p->sentinels, &cfg->sentinels) && p->port == cfg->redis_port &&
-           p->db == cfg->redis_db && p->connect_ms == cfg->connect_timeout_ms &&
-           p->command_ms == cfg->command_timeout_ms && p->size == cfg->pool_size;
+           p->db == cfg->redis_db;
 }

@@ -25,7 +25,11 @@
  *                                         (refusals before DATA; refusals at DATA
  *                                         are recorded by charge, in its round trip)
  *   store_circuit_open(store)             1 while calls are suspended (the
- *                                         circuit breaker is open)
+ *                                         circuit breaker is open; on a Redis
+ *                                         Cluster: of some node)
+ *   store_metrics(store, buf, len)        the store's own metrics (per Redis
+ *                                         Cluster node), Prometheus text;
+ *                                         returns the length written
  *   store_ref(s) / store_unref(s)         shared by config snapshots; the last
  *                                         unref destroys it
  * All return 0, or -1 with a reason in err (a store error: timeout, refused
@@ -88,6 +92,7 @@ struct store_ops {
     int (*rcpt_blocked)(struct store *s, const char *domain);
     int (*event)(struct store *s, const struct store_event *ev, char *err);
     int (*circuit_open)(struct store *s); /* optional: 1 while calls are suspended */
+    size_t (*metrics)(struct store *s, char *buf, size_t len); /* optional */
     void (*destroy)(struct store *s);
 };
 
@@ -127,6 +132,11 @@ static inline int store_event(struct store *s, const struct store_event *ev, cha
 static inline int store_circuit_open(struct store *s)
 {
     return s->ops->circuit_open != NULL && s->ops->circuit_open(s);
+}
+
+static inline size_t store_metrics(struct store *s, char *buf, size_t len)
+{
+    return s->ops->metrics != NULL ? s->ops->metrics(s, buf, len) : 0;
 }
 
 static inline struct store *store_ref(struct store *s)

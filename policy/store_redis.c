@@ -4,24 +4,29 @@
  */
 #include "store_redis.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "blockset.h"
+#include "clookup.h"
+#include "cluster.h"
 #include "events.h"
 #include "identity.h"
 #include "keys.h"
+#include "lastread.h"
 #include "lookcache.h"
 #include "localquota.h"
 #include "log.h"
-#include "rpool.h"
+#include "metrics.h"
+#include "route.h"
 #include "xalloc.h"
 
 struct store_redis {
     struct store base;
-    struct rpool *pool;
+    struct route *route;
     char *prefix;
     int events_maxlen;
     struct blockset blocked;
@@ -30,6 +35,11 @@ struct store_redis {
     struct localquota *local;
     double local_share;
     int local_max;
+    /* Redis Cluster: the answers last read of the staff-edited keys, and what
+     * going on without a node costs (clookup.h; logged once, counted) */
+    struct lastread *last;
+    atomic_int lookups_degraded, events_degraded;
+    atomic_ulong lookups_from_copy, events_lost;
 };
 
 static long long wall_ms(void)
@@ -37,15 +47,6 @@ static long long wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Every call ends here: the connection goes back with the call's outcome. */
-static int finish(struct store_redis *s, struct rconn *c, redisReply *r, int rc)
-{
-    rpool_put(s->pool, c, rpool_status_of(c->ctx, r));
-    if (r)
-        freeReplyObject(r);
-    return rc;
 }
 
 /* The blocked-domain members, canonicalised for bset (staff may type
@@ -69,26 +70,6 @@ static void install_blocked(struct store_redis *s, const redisReply *set)
     blockset_replace(&s->blocked, v, n);
 }
 
-static int parse_fields(const redisReply *f, struct store_lookup_res *res)
-{
-    if (f->type != REDIS_REPLY_ARRAY || f->elements % 2 != 0)
-        return -1;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        int n = res->nfields;
-        if (n == STORE_FIELDS_MAX) {
-            res->truncated = 1;
-            break;
-        }
-        int a = rpool_str(f, i, res->name[n], STORE_FIELD_LEN, &res->truncated);
-        int b = rpool_str(f, i + 1, res->value[n], STORE_FIELD_LEN, &res->truncated);
-        if (a < 0 || b < 0)
-            return -1;
-        if (a == 0 && b == 0)
-            res->nfields++;
-    }
-    return 0;
-}
-
 /* { customer, garbage, {fields}, level, member, blocked-status, {blocked},
  *   bad-mapping } */
 static int parse_lookup(struct store_redis *s, const redisReply *r,
@@ -101,7 +82,7 @@ static int parse_lookup(struct store_redis *s, const redisReply *r,
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
         rpool_int(r, 7, &badmap) != 0 ||
         rpool_str(r, 0, res->customer, sizeof(res->customer), &trunc) < 0 ||
-        rpool_int(r, 1, &garbage) != 0 || parse_fields(r->element[2], res) != 0 ||
+        rpool_int(r, 1, &garbage) != 0 || clookup_fields(r->element[2], res) != 0 ||
         rpool_str(r, 3, res->dom_level, sizeof(res->dom_level), &trunc) < 0 ||
         rpool_int(r, 4, &member) != 0 || rpool_int(r, 5, &bstatus) != 0 ||
         r->element[6]->type != REDIS_REPLY_ARRAY)
@@ -118,10 +99,20 @@ static int parse_lookup(struct store_redis *s, const redisReply *r,
     return 0;
 }
 
-static int redis_lookup(struct store *base, const struct store_lookup_req *req,
-                        struct store_lookup_res *res, char *err)
+/* The slot of customer's counters (keys.h gives them its hash tag): the
+ * node its charge at DATA will go to. */
+static int counter_slot(const char *prefix, const char *customer)
 {
-    struct store_redis *s = (struct store_redis *)base;
+    char key[QUOTA_KEY_MAX];
+    int n = keys_counter(key, sizeof(key), prefix, KEYS_CUSTOMER, 0, customer, NULL);
+
+    return n < 0 ? 0 : cluster_keyslot(key, (size_t)n);
+}
+
+/* One primary: lookup.lua reads everything in one round trip. */
+static int script_lookup(struct store_redis *s, const struct store_lookup_req *req,
+                         int blk_due, struct store_lookup_res *res, char *err)
+{
     char k_sasl[512], k_lim[1024], k_pre[512], k_dom[512], k_blk[512], cap[24];
     int rc = -1;
 
@@ -133,15 +124,6 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
         snprintf(err, STORE_ERR_MAX, "customer name too long for a key");
         return -1;
     }
-    /* A recent copy answers, unless the blocked-domain copy is due (that
-     * refresh rides on this round trip, so it is never skipped) or the
-     * circuit is open: then the charge at DATA would fail anyway, and failing
-     * here tells the client before it sends the message. */
-    int blk_due = blockset_stale(&s->blocked);
-    if (!blk_due && !rpool_circuit_open(s->pool) && lookcache_get(&s->recent, req, res)) {
-        res->cached = 1;
-        return 0;
-    }
     if (!blk_due)
         k_blk[0] = '\0';
     snprintf(cap, sizeof(cap), "%d", BLOCKSET_MAX_MEMBERS);
@@ -150,7 +132,6 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
                           "2",
                           k_sasl,
                           k_lim,
-                          "lookup",
                           req->login,
                           k_pre,
                           req->sender_domain ? req->sender_domain : "",
@@ -158,27 +139,97 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
                           k_blk,
                           cap,
                           identity_forbidden,
-                          [12 + IDENTITY_NRESERVED] = NULL};
+                          [12 + IDENTITY_NRESERVED - 1] = NULL};
     enum { ARGC = sizeof(argv) / sizeof(argv[0]) };
     size_t lens[ARGC];
     for (int i = 0; i < IDENTITY_NRESERVED; i++)
-        argv[13 + i] = identity_reserved[i];
+        argv[12 + i] = identity_reserved[i];
     for (int i = 2; i < ARGC; i++)
         lens[i] = strlen(argv[i]);
-    struct rconn *c = rpool_get(s->pool, err);
-    if (c == NULL)
+    redisReply *r = route_call(s->route, 0, RPOOL_LOOKUP, ARGC, argv, lens, err);
+    if (r == NULL)
         return -1;
-    redisReply *r = rpool_script(s->pool, c, ARGC, argv, lens);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        rpool_error(c->ctx, r, err);
+    if (r->type != REDIS_REPLY_ARRAY)
+        rpool_reply_error(r, err);
     else if ((rc = parse_lookup(s, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed lookup reply");
-    else
-        lookcache_put(&s->recent, req, res);
-    return finish(s, c, r, rc);
+    freeReplyObject(r);
+    return rc;
 }
 
-enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 2 + 5 * QUOTA_MAX_COUNTERS + 8 };
+/* Log once when a node's failure makes MAIL FROM go on with copies (or
+ * without a fresh blocked-domain set), and once when that ends. */
+static void note_degraded(atomic_int *flag, int now, const char *what)
+{
+    if (atomic_exchange(flag, now) == now)
+        return;
+    if (now)
+        msg_warn("redis cluster: a node does not answer; %s (logged once until it "
+                 "answers again)",
+                 what);
+    else
+        msg_info("redis cluster: every node answers again; %s", what);
+}
+
+/* A Redis Cluster: routed reads (clookup.h). */
+static int cluster_lookup(struct store_redis *s, const struct store_lookup_req *req,
+                          int blk_due, struct store_lookup_res *res, char *err)
+{
+    struct clookup_in in = {req, s->prefix, blk_due};
+    struct clookup_out out;
+    int rc = clookup_run(s->route, s->last, &in, res, &out, err);
+
+    if (out.blocked != NULL) {
+        install_blocked(s, out.blocked);
+        freeReplyObject(out.blocked);
+    }
+    if (rc != 0)
+        return -1;
+    int degraded = out.stale > 0 || out.blocked_missed;
+    if (degraded)
+        atomic_fetch_add(&s->lookups_from_copy, 1);
+    note_degraded(&s->lookups_degraded, degraded,
+                  degraded ? "MAIL FROM goes on with the staff-edited keys last read "
+                             "from it"
+                           : "MAIL FROM reads the staff-edited keys afresh");
+    return 0;
+}
+
+static int redis_lookup(struct store *base, const struct store_lookup_req *req,
+                        struct store_lookup_res *res, char *err)
+{
+    struct store_redis *s = (struct store_redis *)base;
+    int cluster = route_is_cluster(s->route);
+
+    /* A recent copy answers, unless the blocked-domain copy is due (that
+     * refresh rides on this round trip, so it is never skipped) or the
+     * circuit of the node the charge will go to is open: then the charge at
+     * DATA would fail anyway, and failing here tells the client before it
+     * sends the message. */
+    int blk_due = blockset_stale(&s->blocked);
+    if (!blk_due &&
+        !route_slot_circuit_open(s->route, counter_slot(s->prefix, req->fallback)) &&
+        lookcache_get(&s->recent, req, res)) {
+        res->cached = 1;
+        return 0;
+    }
+    /* Two ways to one answer. On one server, lookup.lua reads the sasl hash,
+     * then the limits of the customer it names, the domain sets and the
+     * blocked set in one round trip: its keys are chosen as it runs, which
+     * is fine where every key is on that server. On a cluster those keys lie
+     * in many slots, so they are read with routed single-key commands, one
+     * round trip per node touched (clookup.h): more calls, each cheap, and
+     * the 1 s copy keeps it to one lookup a second per busy customer. */
+    int rc = cluster ? cluster_lookup(s, req, blk_due, res, err)
+                     : script_lookup(s, req, blk_due, res, err);
+    /* An answer made of copies is not kept: the next message reads again,
+     * so the node's return is seen at once. */
+    if (rc == 0 && !(cluster && atomic_load(&s->lookups_degraded)))
+        lookcache_put(&s->recent, req, res);
+    return rc;
+}
+
+enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 1 + 3 + 5 * QUOTA_MAX_COUNTERS + 7 };
 
 struct qargs {
     const char *argv[QARGS_MAX];
@@ -204,17 +255,23 @@ static void push_num(struct qargs *a, long long v)
     push_str(a, a->num[a->nnum++]);
 }
 
-/* EVALSHA sha N key... op nrcpt (window lim_m lim_r name_m name_r)... tail */
+/* EVALSHA sha NKEYS counter... [events] op nrcpt NC (window lim_m lim_r name_m
+ * name_r)... tail (relay.lua). events_key: the stream to record a refusal in
+ * within the call, or NULL (a refund; or a cluster, where the stream lies in
+ * another slot than the counters). */
 static void quota_args(struct store_redis *s, const struct quota_req *q, const char *op,
-                       long long charged_ms, struct qargs *a, char *events_key)
+                       long long charged_ms, struct qargs *a, const char *events_key)
 {
     a->argc = 2;
     a->nnum = 0;
-    push_num(a, q->n);
+    push_num(a, q->n + (events_key != NULL));
     for (int i = 0; i < q->n; i++)
         push(a, q->c[i].key, q->c[i].keylen);
+    if (events_key != NULL)
+        push_str(a, events_key);
     push_str(a, op);
     push_num(a, q->nrcpt);
+    push_num(a, q->n);
     for (int i = 0; i < q->n; i++) {
         push_num(a, q->c[i].window_ms);
         push_num(a, q->c[i].lim_msg);
@@ -227,7 +284,6 @@ static void quota_args(struct store_redis *s, const struct quota_req *q, const c
         return;
     }
     const struct store_event *ev = q->event;
-    push_str(a, ev && s->events_maxlen > 0 ? events_key : "");
     push_num(a, s->events_maxlen);
     push_str(a, ev ? ev->qid : "");
     push_str(a, ev ? ev->customer : "");
@@ -265,29 +321,92 @@ static int parse_charge(const struct quota_req *q, const redisReply *r,
     return 0;
 }
 
+/* One entry of the events stream, a call of its own (XADD, capped). */
+static int write_event(struct store_redis *s, const struct store_event *ev,
+                       const char *reason, char *err)
+{
+    char key[512], maxlen[24], now[24];
+
+    if (keys_events(key, sizeof(key), s->prefix) < 0) {
+        snprintf(err, STORE_ERR_MAX, "prefix too long for a key");
+        return -1;
+    }
+    snprintf(maxlen, sizeof(maxlen), "%d", s->events_maxlen);
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    struct store_event e = *ev;
+    const char *argv[EVENTS_XADD_ARGC];
+    size_t lens[EVENTS_XADD_ARGC];
+    e.reason = reason;
+    int argc = events_xadd_argv(argv, key, maxlen, now, &e);
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = route_call(s->route, cluster_keyslot(key, strlen(key)), ROUTE_COMMAND,
+                               argc, argv, lens, err);
+    int rc = r != NULL && r->type == REDIS_REPLY_STRING ? 0 : -1;
+    if (r != NULL && rc != 0)
+        rpool_reply_error(r, err);
+    if (r != NULL)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* On a cluster the events stream lives on one node, which may be down: the
+ * refusal stands all the same; the loss is counted and logged once. */
+static int cluster_event(struct store_redis *s, const struct store_event *ev,
+                         const char *reason)
+{
+    char err[STORE_ERR_MAX];
+    int rc = write_event(s, ev, reason, err);
+
+    if (rc != 0)
+        atomic_fetch_add(&s->events_lost, 1);
+    if (atomic_exchange(&s->events_degraded, rc != 0) != (rc != 0)) {
+        if (rc != 0)
+            msg_warn("redis cluster: cannot write %sevents (%s); refusals stand, their "
+                     "events are lost (logged once until a write succeeds)",
+                     s->prefix, err);
+        else
+            msg_info("redis cluster: %sevents written again", s->prefix);
+    }
+    return 0;
+}
+
 static int quota_call(struct store_redis *s, const struct quota_req *q, const char *op,
                       long long charged_ms, struct quota_result *res, char *err)
 {
     struct qargs a;
     char events_key[512];
-    int rc = -1;
+    int rc = -1, cluster = route_is_cluster(s->route);
+    /* One primary records a refusal inside the charge; a cluster cannot (the
+     * stream's slot is not the counters'), so it writes it afterwards. */
+    int in_call = !cluster && charged_ms < 0 && q->event != NULL &&
+                  s->events_maxlen > 0 &&
+                  keys_events(events_key, sizeof(events_key), s->prefix) >= 0;
 
     memset(res, 0, sizeof(*res));
     if (q->n == 0) { /* nothing limited: no round trip */
         res->admitted = 1;
         return 0;
     }
-    keys_events(events_key, sizeof(events_key), s->prefix);
-    quota_args(s, q, op, charged_ms, &a, events_key);
-    struct rconn *c = rpool_get(s->pool, err);
-    if (c == NULL)
+    quota_args(s, q, op, charged_ms, &a, in_call ? events_key : NULL);
+    /* Every counter of the message has the customer's hash tag (keys.h):
+     * the first one's slot is all of theirs. */
+    redisReply *r = route_call(s->route, cluster_keyslot(q->c[0].key, q->c[0].keylen),
+                               RPOOL_RELAY, a.argc, a.argv, a.lens, err);
+    if (r == NULL)
         return -1;
-    redisReply *r = rpool_script(s->pool, c, a.argc, a.argv, a.lens);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        rpool_error(c->ctx, r, err);
+    if (r->type != REDIS_REPLY_ARRAY)
+        rpool_reply_error(r, err);
     else if ((rc = parse_charge(q, r, res)) != 0)
         snprintf(err, STORE_ERR_MAX, "redis: malformed %s reply", op);
-    return finish(s, c, r, rc);
+    freeReplyObject(r);
+    if (rc == 0 && cluster && !res->admitted && q->event != NULL &&
+        s->events_maxlen > 0) {
+        const struct quota_counter *c = &q->c[res->counter];
+        cluster_event(s, q->event,
+                      lim_field_name(res->metric == 'm' ? c->field_msg : c->field_rcpt));
+    }
+    return rc;
 }
 
 /* With the local fallback a failed Redis call is answered from process
@@ -333,42 +452,47 @@ static int redis_rcpt_blocked(struct store *base, const char *domain)
 static int redis_event(struct store *base, const struct store_event *ev, char *err)
 {
     struct store_redis *s = (struct store_redis *)base;
-    char key[512], maxlen[24], now[24];
-    int rc = -1;
 
     if (s->events_maxlen == 0)
         return 0;
-    keys_events(key, sizeof(key), s->prefix);
-    snprintf(maxlen, sizeof(maxlen), "%d", s->events_maxlen);
-    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[EVENTS_XADD_ARGC];
-    size_t lens[EVENTS_XADD_ARGC];
-    int argc = events_xadd_argv(argv, key, maxlen, now, ev);
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    struct rconn *c = rpool_get(s->pool, err);
-    if (c == NULL)
-        return -1;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
-    if (r != NULL && r->type == REDIS_REPLY_STRING)
-        rc = 0;
-    else
-        rpool_error(c->ctx, r, err);
-    return finish(s, c, r, rc);
+    if (route_is_cluster(s->route))
+        return cluster_event(s, ev, ev->reason);
+    return write_event(s, ev, ev->reason, err);
 }
 
 static int redis_circuit_open(struct store *base)
 {
-    return rpool_circuit_open(((struct store_redis *)base)->pool);
+    return route_circuit_open(((struct store_redis *)base)->route);
+}
+
+static size_t redis_metrics(struct store *base, char *buf, size_t len)
+{
+    struct store_redis *s = (struct store_redis *)base;
+    struct metrics_text t = {buf, len, route_metrics(s->route, buf, len)};
+
+    if (!route_is_cluster(s->route))
+        return t.used;
+    metrics_counter(&t, "relaymilter_redis_lookups_from_copy_total",
+                    "MAIL FROM lookups that went on with staff-edited keys last read, "
+                    "a node not answering.",
+                    atomic_load(&s->lookups_from_copy));
+    metrics_counter(&t, "relaymilter_redis_events_lost_total",
+                    "Events that could not be written (the refusals stood).",
+                    atomic_load(&s->events_lost));
+    return t.used;
 }
 
 static void redis_destroy(struct store *base)
 {
     struct store_redis *s = (struct store_redis *)base;
 
-    rpool_free(s->pool);
+    route_free(s->route);
     blockset_free(&s->blocked);
     lookcache_free(&s->recent);
+    if (s->last) {
+        lastread_free(s->last);
+        free(s->last);
+    }
     if (s->local)
         localquota_free(s->local);
     free(s->prefix);
@@ -382,6 +506,7 @@ static const struct store_ops redis_ops = {
     .rcpt_blocked = redis_rcpt_blocked,
     .event = redis_event,
     .circuit_open = redis_circuit_open,
+    .metrics = redis_metrics,
     .destroy = redis_destroy,
 };
 
@@ -392,10 +517,14 @@ struct store *store_redis_new(const struct rm_config *cfg)
     s->prefix = xstrdup(cfg->prefix);
     s->base.ops = &redis_ops;
     atomic_init(&s->base.refs, 1);
-    s->pool = rpool_new(cfg);
+    s->route = route_new(cfg);
     s->events_maxlen = cfg->events_maxlen;
     blockset_init(&s->blocked);
     lookcache_init(&s->recent);
+    if (route_is_cluster(s->route)) {
+        s->last = xmalloc(sizeof(*s->last));
+        lastread_init(s->last);
+    }
     if (cfg->on_store_error == CFG_SE_LOCAL)
         s->local = localquota_new((size_t)cfg->local_max_entries);
     s->local_share = cfg->local_share;
@@ -407,7 +536,7 @@ int store_redis_matches(const struct store *base, const struct rm_config *cfg)
 {
     const struct store_redis *s = (const struct store_redis *)base;
 
-    return rpool_matches(s->pool, cfg) && strcmp(s->prefix, cfg->prefix) == 0 &&
+    return route_matches(s->route, cfg) && strcmp(s->prefix, cfg->prefix) == 0 &&
            s->events_maxlen == cfg->events_maxlen &&
            (s->local != NULL) == (cfg->on_store_error == CFG_SE_LOCAL) &&
            s->local_share == cfg->local_share && s->local_max == cfg->local_max_entries;

@@ -211,7 +211,10 @@ customer = customer or "ip:" + where
 say("Postfix %s:%d, customer %s, sender %s, recipient %s" % (host, port, customer, sender, rcpt))
 
 limits_key = prefix + "limits:" + customer
-counters = [prefix + "qc:%s:%s" % (w, customer) for w in "mhd"]
+# The usage counters, as relaymilter names them (relaymilter.conf(5), "REDIS
+# KEYS"): PREFIX qc:W:{CUSTOMER} and PREFIX qs:W:{CUSTOMER}:SENDER. They all
+# carry the hash tag {CUSTOMER}, so one DEL clears them on a Redis Cluster too.
+counters = [prefix + "qc:%s:{%s}" % (w, customer) for w in "mhd"]
 try:
     saved_fields = subprocess.run(redis_cli + ["--raw", "HGETALL", limits_key],
                                   stdout=subprocess.PIPE, text=True, timeout=30).stdout
@@ -225,7 +228,7 @@ except (RuntimeError, OSError, subprocess.SubprocessError) as e:
 def sender_counters():
     keys = []
     for w in "mhd":
-        pattern = "%sqs:%s:%d:%s:*" % (prefix, w, len(customer), customer)
+        pattern = "%sqs:%s:{%s}:*" % (prefix, w, customer)
         out = redis("--scan", "--pattern", pattern)
         keys += [k for k in out.split("\n") if k]
     return keys

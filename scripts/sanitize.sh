@@ -5,7 +5,8 @@
 #   1. ASan + UBSan build in build-asan/: ctest -L unit, ctest -L integration
 #      -LE slow, and ctest -L fuzz (the fuzz corpus replayed).
 #   2. TSan build in build-tsan/: the multi-threaded tests: the store under
-#      concurrent callers (integration_concurrency, integration_store_errors),
+#      concurrent callers (integration_concurrency, integration_store_errors,
+#      integration_cluster_threads: a Redis Cluster's slot map changing),
 #      the fake-server replay (fuzz_replay_fuzz_reply) and the daemon with its
 #      libmilter threads under a hostile client (hostile_mta).
 #
@@ -105,7 +106,7 @@ if [ "$only" != asan ]; then
     # Not halting, exit status untouched: a libmilter-only report must not
     # fail a test; the report files are judged below.
     export TSAN_OPTIONS="halt_on_error=0:exitcode=0:second_deadlock_stack=1:log_path=$reports/tsan"
-    run "$tsan" -R '^(integration_concurrency|integration_store_errors|fuzz_replay_fuzz_reply|hostile_mta)$' "$@"
+    run "$tsan" -R '^(integration_concurrency|integration_store_errors|integration_cluster_threads|fuzz_replay_fuzz_reply|hostile_mta)$' "$@"
     unset TSAN_OPTIONS
 fi
 

@@ -12,7 +12,10 @@
 #                  (about 3 minutes)
 #   --build DIR    where relaymilter and test/bench/milterload were built
 #                  (default: ./build of the repository)
-#   --only LIST    comma-separated sections: milter,postfix,redis,scale
+#   --keys PATH    the rm-keys program (test/lib/rm_keys.c: key names as
+#                  policy/keys.c builds them; default: test/lib/rm-keys
+#                  beside relaymilter)
+#   --only LIST    comma-separated sections: milter,postfix,redis,scale,cluster
 #   --max-wait S   wait at most S seconds per section for a quiet machine
 #                  (default 1200; 0: measure at once; env BENCH_LOAD_WAIT)
 #   --load-limit L the 1-minute load average counted as quiet (default 1.5;
@@ -26,6 +29,9 @@
 #   redis    script_vs_get.py   relay.lua calls vs GET (redis-benchmark)
 #   scale    scale.py           1 thousand vs 1 million customers' keys,
 #                               memory per sender, daemon RSS, keys to zero
+#   cluster  cluster_bench.py   one Redis primary vs a 3-primary Redis
+#                               Cluster: throughput, Redis CPU per charge per
+#                               shard, the routing layer's CPU
 # Without --quick each section waits (up to 20 minutes, see --max-wait) for
 # the 1-minute load average to drop to 1.5 before it measures, and says what
 # it was; on a shared machine, compare the side-by-side ratios.
@@ -35,7 +41,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-quick="" long="" build="$top/build" milter="" load="" only="milter,postfix,redis,scale"
+quick="" long="" build="$top/build" milter="" load="" keys=""
+only="milter,postfix,redis,scale,cluster"
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=--quick ;;
@@ -43,6 +50,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --milter) milter=$2; shift ;;
     --milterload) load=$2; shift ;;
+    --keys) keys=$2; shift ;;
     --only) only=$2; shift ;;
     --max-wait) export BENCH_LOAD_WAIT=$2; shift ;;
     --load-limit) export BENCH_LOAD_LIMIT=$2; shift ;;
@@ -53,6 +61,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$milter" ] || milter=$build/relaymilter
 [ -n "$load" ] || load=$build/test/bench/milterload
+[ -n "$keys" ] || keys=$(dirname "$milter")/test/lib/rm-keys
+export RM_KEYS=$keys
 if [ ! -x "$milter" ]; then
     echo "run_all.sh: no relaymilter at $milter (build first, or --milter PATH)" >&2
     exit 2
@@ -65,7 +75,7 @@ fi
 # Beside a private redis-server, once.
 if [ -z "${RM_REDIS_PORT:-}" ]; then
     exec "$top/test/lib/with-redis" "$0" $quick $long --milter "$milter" \
-        --milterload "$load" --only "$only"
+        --milterload "$load" --keys "$keys" --only "$only"
 fi
 
 results=$(mktemp /tmp/rm-bench-results.XXXXXX)
@@ -96,6 +106,7 @@ benchdir=$(dirname "$load")
 section postfix "$here/postfix_compare.py" $quick --milter "$milter" $refs
 section redis "$here/script_vs_get.py" $quick
 section scale "$here/scale.py" $quick $long --milter "$milter" --milterload "$load"
+section cluster "$here/cluster_bench.py" $quick --milter "$milter" --milterload "$load"
 
 echo
 /usr/bin/env python3 "$here/summary.py" "$results" "$started" "$load_start" $quick

@@ -8,8 +8,9 @@ active sender, daemon memory over a long run, keys going back to zero.
 
 1. 1 thousand vs 1 million customers: two private redis-servers with the
    same settings, filled with the counter hashes of the real layout
-   (doc/OPERATIONS "Redis keys": PREFIX qc:m|h|d:CUSTOMER and
-   PREFIX qs:h:LEN:CUSTOMER:SENDER, live in the current window), 4 keys per
+   (doc/OPERATIONS "Redis keys"; names from policy/keys.c through
+   test/lib/keynames.py: the customer's minute, hour and day counters and
+   one sender's hour counter, live in the current window), 4 keys per
    customer: 4 thousand keys in one, 4 million (--big customers) in the other.
    One relaymilter per Redis; milterload sends to the filled customers:
      small     the thousand customers of the small Redis
@@ -41,26 +42,32 @@ active sender, daemon memory over a long run, keys going back to zero.
 """
 
 import argparse
+import os
 import sys
 import time
 
 import benchlib as bl
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keynames  # noqa: E402
+
 SECTION = "scale"
 
+# ARGV: customer-name prefix, first, last, TTL, then the key templates with
+# @C@ for the customer: minute, hour, day, and one sender's hour counter.
 FILL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local p, ttl = ARGV[1], tonumber(ARGV[4])
-local wins = { { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 } }
+local wins = { { ARGV[5], 60000 }, { ARGV[6], 3600000 }, { ARGV[7], 86400000 } }
 for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do
   local c = p .. i
   for _, w in ipairs(wins) do
-    local k = 'relay:qc:' .. w[1] .. ':' .. c
+    local k = string.gsub(w[1], '@C@', c)
     redis.call('HSET', k, 'e', math.floor(now / w[2]), 'm', 1, 'r', 1, 'pm', 0, 'pr', 0)
     redis.call('PEXPIRE', k, ttl)
   end
-  local k = 'relay:qs:h:' .. #c .. ':' .. c .. ':s0@' .. c .. '.example'
+  local k = string.gsub(ARGV[8], '@C@', c)
   redis.call('HSET', k, 'e', math.floor(now / 3600000), 'm', 1, 'r', 1, 'pm', 0, 'pr', 0)
   redis.call('PEXPIRE', k, ttl)
 end
@@ -69,9 +76,11 @@ return 1
 
 
 def fill(redis, prefix, n, batch=20000):
+    templates = [keynames.counter(w, "@C@") for w in "mhd"] + [
+        keynames.counter("h", "@C@", "s0@@C@.example")]
     for lo in range(0, n, batch):
         hi = min(n, lo + batch) - 1
-        out = redis.cli("EVAL", FILL, 0, prefix, lo, hi, 7200000)
+        out = redis.cli("EVAL", FILL, 0, prefix, lo, hi, 7200000, *templates)
         if out != "1":
             raise RuntimeError("fill failed: %s" % out)
 
@@ -144,8 +153,10 @@ def memory_per_sender(a, load, n, duration):
                          prefix="mem", duration=duration)
     keys2, after = r.dbsize(), r.used_memory()
     # what Redis says one key of each kind takes, as a cross-check
-    usage = {k: int(r.cli("MEMORY", "USAGE", k, "SAMPLES", "0") or 0) for k in (
-        "relay:qc:h:mem0", "relay:qs:h:4:mem0:s1@mem0.example")}
+    # milterload logs in as mem0..., unmapped logins: customers sasl:mem0...
+    ckey = keynames.counter("h", "sasl:mem0")
+    skey = keynames.counter("h", "sasl:mem0", "s1@mem0.example")
+    usage = {k: int(r.cli("MEMORY", "USAGE", k, "SAMPLES", "0") or 0) for k in (ckey, skey)}
     m.stop()
     r.stop()
     if res1["accepted"] != n or res2["accepted"] != 2 * n:
@@ -153,8 +164,8 @@ def memory_per_sender(a, load, n, duration):
     return {"n": n, "keys1": keys1, "keys2": keys2,
             "per_customer": (mid - before) / n, "per_sender": (after - mid) / n,
             "per_key": (mid - before) / max(1, keys1),
-            "usage_customer_key": usage["relay:qc:h:mem0"],
-            "usage_sender_key": usage["relay:qs:h:4:mem0:s1@mem0.example"]}
+            "usage_customer_key": usage[ckey],
+            "usage_sender_key": usage[skey]}
 
 
 def rss_run(a, load, warm, n, duration):

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """script_vs_get - relay.lua's calls against a plain GET, in the same Redis.
 
-    python3 script_vs_get.py [--quick] [--rounds N] [--lua PATH]
+    python3 script_vs_get.py [--quick] [--rounds N] [--lua PATH] [--lookup-lua PATH]
 
 redis-benchmark, 50 clients, against one private redis-server (with-redis's
 when RM_REDIS_PORT is set), keys spread over --keyspace customers
@@ -11,7 +11,7 @@ when RM_REDIS_PORT is set), keys spread over --keyspace customers
     charge   EVALSHA relay.lua charge, the call made at DATA: 4 counter hashes
              (customer minute / hour / day, sender hour) with the milter's
              argument layout, 1 recipient, limits far above the load
-    lookup   EVALSHA relay.lua lookup, the call made at MAIL FROM
+    lookup   EVALSHA lookup.lua, the call made at MAIL FROM (one primary)
     no-op    EVALSHA of "return 1" with charge's 4 keys and 33 arguments:
              the floor any script call with that argument list pays
 each without pipelining (-P 1: how the milter calls, one command per round
@@ -22,7 +22,8 @@ the machine with Redis: on 2 cores each gets about one.
 
 Note: redis-benchmark draws each __rand_int__ of a command separately, so
 the 4 keys of one charge call belong to different customers; each is still
-one counter hash of the real layout.
+one counter hash of the real layout (key names from policy/keys.c, through
+test/lib/keynames.py: RM_KEYS names the rm-keys program).
 """
 
 import argparse
@@ -32,28 +33,33 @@ import sys
 
 import benchlib as bl
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keynames  # noqa: E402
+
 SECTION = "redis"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LUA = os.path.join(HERE, "..", "..", "policy", "relay.lua")
+LOOKUP_LUA = os.path.join(HERE, "..", "..", "policy", "lookup.lua")
 B = str(1000000000)
 
 
 def charge_args(sha):
-    keys = ["relay:qc:m:c__rand_int__", "relay:qc:h:c__rand_int__",
-            "relay:qc:d:c__rand_int__", "relay:qs:h:13:c__rand_int__:s0@c.example"]
+    """EVALSHA sha 4 counter... charge nrcpt NC (per key x5) tail (relay.lua)."""
+    c = "c__rand_int__"
+    keys = [keynames.counter("m", c), keynames.counter("h", c), keynames.counter("d", c),
+            keynames.counter("h", c, "s0@c.example")]
     per_key = [["60000", B, B, "messages_per_minute", "recipients_per_minute"],
                ["3600000", B, B, "messages_per_hour", "recipients_per_hour"],
                ["86400000", B, B, "messages_per_day", "recipients_per_day"],
                ["3600000", B, "-1", "sender_messages_per_hour",
                 "sender_recipients_per_hour"]]
-    tail = ["relay:events", "10000", "0000ABCDEF1", "c__rand_int__", "s0@c.example",
-            "r0@dest.example", "tempfail"]
-    return (["EVALSHA", sha, "4"] + keys + ["charge", "1"] + sum(per_key, []) + tail)
+    tail = ["10000", "0000ABCDEF1", c, "-", "s0@c.example", "r0@dest.example", "tempfail"]
+    return (["EVALSHA", sha, "4"] + keys + ["charge", "1", "4"] + sum(per_key, []) + tail)
 
 
 def lookup_args(sha):
-    return ["EVALSHA", sha, "2", "relay:sasl", "relay:limits:c__rand_int__", "lookup",
+    return ["EVALSHA", sha, "2", "relay:sasl", "relay:limits:c__rand_int__",
             "c__rand_int__", "relay:limits:", "c.example", "relay:domain:", "", "1000"]
 
 
@@ -77,6 +83,7 @@ def main():
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--keyspace", type=int, default=1000)
     ap.add_argument("--lua", default=LUA)
+    ap.add_argument("--lookup-lua", default=LOOKUP_LUA)
     a = ap.parse_args()
     rounds = a.rounds or (1 if a.quick else 3)
     scale = 0.05 if a.quick else 1.0
@@ -85,14 +92,16 @@ def main():
     redis = bl.shared_redis()
     with open(a.lua) as f:
         sha = redis.cli("-x", "SCRIPT", "LOAD", stdin=f.read())
+    with open(a.lookup_lua) as f:
+        lsha = redis.cli("-x", "SCRIPT", "LOAD", stdin=f.read())
     nop = redis.cli("SCRIPT", "LOAD", "return 1")
-    if len(sha) != 40 or len(nop) != 40:
-        raise RuntimeError("SCRIPT LOAD failed: %r %r" % (sha, nop))
+    if len(sha) != 40 or len(lsha) != 40 or len(nop) != 40:
+        raise RuntimeError("SCRIPT LOAD failed: %r %r %r" % (sha, lsha, nop))
     charge = charge_args(sha)
     cases = [
         ("GET", ["-t", "get"], {16: 2000000, 1: 300000}),
         ("charge (4 keys)", charge, {16: 200000, 1: 100000}),
-        ("lookup", lookup_args(sha), {16: 400000, 1: 150000}),
+        ("lookup", lookup_args(lsha), {16: 400000, 1: 150000}),
         ("no-op script, same args", ["EVALSHA", nop] + charge[2:], {16: 600000, 1: 200000}),
     ]
     # the GET keys exist, as a customer's counters would

@@ -4,7 +4,7 @@
 # unknown names, --json, the "which Redis" line and the customer-name rules,
 # against a private redis-server (run under test/lib/with-redis).
 #
-# Key names come from KEYNAME (test/ctl/keyname.c, on policy/keys.h), and
+# Key names come from KEYNAME (test/lib/rm_keys.c, on policy/keys.h), and
 # counters are written by relay.lua's own charge operation, so these checks
 # follow the key and counter layout wherever it is changed. Redis MONITOR
 # shows the commands the tool sends (SCAN, never KEYS; XADD with MAXLEN ~).
@@ -12,8 +12,8 @@
 # Checks are written as eval 'single-quoted tests', expanded when they run.
 # shellcheck disable=SC2016,SC2034
 set -u
-CTL=${1:?usage: test_commands.sh path/to/relaymilter-ctl path/to/keyname}
-KEYNAME=${2:?usage: test_commands.sh path/to/relaymilter-ctl path/to/keyname}
+CTL=${1:?usage: test_commands.sh path/to/relaymilter-ctl path/to/rm-keys}
+KEYNAME=${2:?usage: test_commands.sh path/to/relaymilter-ctl path/to/rm-keys}
 : "${RM_REDIS_PORT:?run under test/lib/with-redis}"
 : "${RM_REDIS_SOCK:?run under test/lib/with-redis}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +29,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-K() { "$KEYNAME" relay: "$@"; }
+# K customer W CUSTOMER | sender W CUSTOMER SENDER | limits CUSTOMER | sasl | events
+K() {
+    case $1 in
+    customer) "$KEYNAME" counter relay: "$2" "$3" ;;
+    sender) "$KEYNAME" counter relay: "$2" "$3" "$4" ;;
+    *) "$KEYNAME" "$1" relay: "${@:2}" ;;
+    esac
+}
 declare -A WMS=([m]=60000 [h]=3600000 [d]=86400000)
 # charge CUSTOMER [SENDER]: one message of one recipient in every window, by
 # relay.lua's charge with no limit (as the milter charges at DATA)
@@ -43,7 +50,8 @@ charge() {
             args+=("${WMS[$w]}" -1 -1 m r)
         fi
     done
-    R EVAL "$LUA" "${#keys[@]}" "${keys[@]}" charge 1 "${args[@]}" "" 0 "" "" "" "" "" "" >/dev/null
+    R EVAL "$LUA" "${#keys[@]}" "${keys[@]}" charge 1 "${#keys[@]}" "${args[@]}" 0 "" "" "" "" "" "" \
+        >/dev/null
 }
 # counters CUSTOMER [SENDER]: how many of its counter keys exist (0 to 3)
 counters() {
@@ -234,7 +242,8 @@ run ctl usage counted
 check "usage: counters are known" eval '[ "$ST" -eq 0 ] && ! has "$ERR" "$note"'
 run ctl limits counted
 check "limits: counters are known" eval '[ "$ST" -eq 0 ] && ! has "$ERR" "$note"'
-R EVAL "$LUA" 1 "$(K sender h senderonly s@x.example)" charge 1 3600000 -1 -1 m r "" 0 "" "" "" "" "" "" >/dev/null
+R EVAL "$LUA" 1 "$(K sender h senderonly s@x.example)" charge 1 1 3600000 -1 -1 m r 0 "" "" "" "" "" "" \
+    >/dev/null
 run ctl limits senderonly
 check "limits: a sender's counter is known" eval '[ "$ST" -eq 0 ] && ! has "$ERR" "$note"'
 R HSET "$SASL" someone@relay.test mapped >/dev/null

@@ -14,6 +14,13 @@ CTL=${1:?usage: test_ctl.sh path/to/relaymilter-ctl}
 CTL=$(cd "$(dirname "$CTL")" && pwd)/$(basename "$CTL")
 : "${RM_REDIS_PORT:?run under test/lib/with-redis}"
 : "${RM_REDIS_SOCK:?run under test/lib/with-redis}"
+: "${RM_KEYS:?the rm-keys program (test/lib/rm_keys.c): counter key names}"
+# K [-p PREFIX] W CUSTOMER [SENDER]: a counter key as policy/keys.c names it
+K() {
+    local prefix=relay:
+    [ "$1" = -p ] && { prefix=$2; shift 2; }
+    "$RM_KEYS" counter "$prefix" "$@"
+}
 # shellcheck source=test/ctl/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -264,14 +271,14 @@ now=$(R TIME | head -1)
 hw=$((now / 3600)) mw=$((now / 60)) dw=$((now / 86400))
 R DEL relay:limits:acme >/dev/null
 R HSET relay:limits:acme recipients_per_minute 77 messages_per_day abc >/dev/null
-R HSET relay:qc:h:acme e "$hw" m 7 r 9 pm 0 pr 0 >/dev/null
-R HSET relay:qc:d:acme e $((dw - 1)) m 4 r 8 >/dev/null
-R HSET relay:qs:h:4:acme:bob@acme.example e "$hw" m 2 r 3 pm 0 pr 0 >/dev/null
-R HSET relay:qs:m:4:acme:bob@acme.example e "$mw" m 1 r 1 >/dev/null
-R HSET relay:qs:h:5:acme2:eve@acme2.example e "$hw" m 5 r 5 >/dev/null
-R HSET relay:qc:h:acme2 e "$hw" m 5 r 5 >/dev/null
-R HSET 'relay:qs:h:2:a*:star@x.example' e "$hw" m 1 r 1 >/dev/null
-R HSET 'relay:qs:h:2:ab:ab@x.example' e "$hw" m 1 r 1 >/dev/null
+R HSET "$(K h acme)" e "$hw" m 7 r 9 pm 0 pr 0 >/dev/null
+R HSET "$(K d acme)" e $((dw - 1)) m 4 r 8 >/dev/null
+R HSET "$(K h acme bob@acme.example)" e "$hw" m 2 r 3 pm 0 pr 0 >/dev/null
+R HSET "$(K m acme bob@acme.example)" e "$mw" m 1 r 1 >/dev/null
+R HSET "$(K h acme2 eve@acme2.example)" e "$hw" m 5 r 5 >/dev/null
+R HSET "$(K h acme2)" e "$hw" m 5 r 5 >/dev/null
+R HSET "$(K h 'a*' star@x.example)" e "$hw" m 1 r 1 >/dev/null
+R HSET "$(K h ab ab@x.example)" e "$hw" m 1 r 1 >/dev/null
 run ctl usage acme
 usage_out=$OUT
 # row FIELD [SCOPE-WORD]: "USED LIMIT SOURCE RESETS" of that row
@@ -297,13 +304,12 @@ run ctl usage 'a?'
 check "usage 'a?': not the keys of 'ab' or 'a*'" eval '[ "$ST" -eq 0 ] && ! has "$OUT" "ab@" && ! has "$OUT" "star@"'
 run ctl usage a
 check "usage 'a': nothing of 'a*' or acme" eval '[ "$ST" -eq 0 ] && ! has "$OUT" "star@" && ! has "$OUT" "bob@" && [ "$(grep -c "^customer " <<<"$OUT")" = 6 ]'
-wlen=$(printf '%s' "$weird" | LC_ALL=C wc -c)
-R HSET "relay:qc:h:$weird" e "$hw" m 3 r 4 >/dev/null
-R HSET "relay:qs:h:$wlen:$weird:w@x.example" e "$hw" m 3 r 4 >/dev/null
+R HSET "$(K h "$weird")" e "$hw" m 3 r 4 >/dev/null
+R HSET "$(K h "$weird" w@x.example)" e "$hw" m 3 r 4 >/dev/null
 run ctl usage "$weird"
 usage_out=$OUT
 check "usage of a weird customer" eval '[ "$ST" -eq 0 ] && [[ "$(row messages_per_hour)" =~ ^3\ 42\ redis ]] && has "$OUT" "sender w@x.example" && [ ! -e pwned ]'
-R HSET relay:qc:m:bad e 1 m xyz >/dev/null
+R HSET "$(K m bad)" e 1 m xyz >/dev/null
 run ctl usage bad
 usage_out=$OUT
 check "usage: garbage counter shown as full" eval '[ "$(row messages_per_minute)" = "full 61 limits ?" ] && has "$OUT" "not a number"'
@@ -356,7 +362,7 @@ log = { level = "debug"; }
 EOF
 run "$CTL" -c "$tmp/alt.conf" limits acme messages_per_hour 99
 check "config: prefix, db and port honoured" eval '[ "$ST" -eq 0 ] && [ "$(R -n 3 HGET rm-test:limits:acme messages_per_hour)" = 99 ] && [ "$(R HEXISTS relay:limits:acme messages_per_hour)" = 0 ]'
-R -n 3 HSET rm-test:qc:h:acme e "$hw" m 2 r 2 >/dev/null
+R -n 3 HSET "$(K -p rm-test: h acme)" e "$hw" m 2 r 2 >/dev/null
 run "$CTL" -c "$tmp/alt.conf" usage acme
 usage_out=$OUT
 check "config: usage under another prefix and db" eval '[ "$ST" -eq 0 ] && [ "$(row messages_per_hour)" != "" ] && [[ "$(row messages_per_hour)" =~ ^2\ 99\ redis ]]'

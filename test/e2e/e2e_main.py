@@ -23,7 +23,8 @@ import signal
 import sys
 import unittest
 
-from postfix_harness import Harness
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from postfix_harness import Harness  # noqa: E402
 
 MILTER = None  # path of the relaymilter binary
 
@@ -60,8 +61,9 @@ def run(doc, need_with_redis=True):
     if os.geteuid() != 0:
         print("SKIP: the end-to-end tests run a private Postfix and need root")
         return 77
-    if need_with_redis and "RM_REDIS_PORT" not in os.environ:
-        ap.error("run under test/lib/with-redis (RM_REDIS_PORT is not set)")
+    if need_with_redis and not ({"RM_REDIS_PORT", "RM_CLUSTER_NODES"} & set(os.environ)):
+        ap.error("run under test/lib/with-redis or with-cluster (RM_REDIS_PORT, "
+                 "RM_CLUSTER_NODES are not set)")
     MILTER = os.path.abspath(args.milter)
     # SIGTERM (a ctest timeout) ends the run like ^C, which unittest does not
     # swallow; the harness stops Postfix, the milter (and Redis) at exit.

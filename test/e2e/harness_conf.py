@@ -134,9 +134,16 @@ def _render(value, indent):
 
 
 def milter_config(sock, redis_port, settings):
-    """relaymilter.conf text: BASE_MILTER, the socket and Redis port given,
+    """relaymilter.conf text: BASE_MILTER, the socket and Redis port given
+    (or a list of "HOST:PORT": a Redis Cluster's seeds, redis.cluster_nodes),
     then settings (nested dicts merge; None drops a key)."""
-    cfg = _merge(BASE_MILTER, {"milter": {"socket": sock}, "redis": {"port": redis_port}})
+    if isinstance(redis_port, list):
+        redis = {"cluster_nodes": redis_port}
+    else:
+        redis = {"port": redis_port}
+    cfg = _merge(BASE_MILTER, {"milter": {"socket": sock}, "redis": redis})
+    if isinstance(redis_port, list):
+        del cfg["redis"]["host"]
     cfg = _merge(cfg, settings)
     lines = ["# written by test/e2e/harness_conf.py"]
     for k, v in cfg.items():

@@ -34,7 +34,8 @@ What a test uses:
   postfix_cmd(prog, args...), maillog(), wait_maillog(regex)
   write_milter_config(settings | text=), reload_milter(expect_ok),
   stop_milter(), start_milter(), milter_log(since), wait_milter_log(regex, since)
-  redis(args...)          redis-cli on the private Redis; redis_json(args...)
+  redis(args...)          redis-cli on the private Redis (beside test/lib/with-cluster:
+                          its Redis Cluster); redis_json(args...)
   events()                the entries of the stream relay:events, as dicts
   adopt(name, proc)       the reaper stops proc too (e.g. a test's own redis-server)
 
@@ -128,7 +129,13 @@ class Harness:
         self.sasl_users = sasl_users
         self.sasl_local_domain = sasl_local_domain
         self.mynetworks = mynetworks
-        if redis_port is None:
+        # beside test/lib/with-cluster: a Redis Cluster (redis.cluster_nodes)
+        self.cluster_seeds = None
+        if redis_port is None and os.environ.get("RM_CLUSTER_NODES"):
+            self.cluster_seeds = os.environ["RM_CLUSTER_NODES"].split(",")
+            self.redis_port = int(self.cluster_seeds[0].rsplit(":", 1)[1])
+            self.redis_sock = None
+        elif redis_port is None:
             self.redis_port = int(os.environ["RM_REDIS_PORT"])
             self.redis_sock = os.environ.get("RM_REDIS_SOCK")
         else:
@@ -321,7 +328,7 @@ class Harness:
     def write_milter_config(self, settings=None, text=None):
         """Writes relaymilter.conf: milter_config(settings) or raw text."""
         if text is None:
-            text = milter_config(self.milter_socket, self.redis_port,
+            text = milter_config(self.milter_socket, self.cluster_seeds or self.redis_port,
                                  self.milter_settings if settings is None else settings)
         with open(self.milter_conf, "w") as f:
             f.write(text)
@@ -378,8 +385,24 @@ class Harness:
 
     # ---- redis -----------------------------------------------------------
     def redis(self, *args):
+        """redis-cli ARGS on the private Redis; on a cluster with -c (staff's
+        way: redirections followed), and FLUSHALL and KEYS on every primary."""
+        if self.cluster_seeds and args and str(args[0]).upper() in ("FLUSHALL", "KEYS"):
+            outs = [self._redis_cli(["-p", str(p)], args) for p in self._primaries()]
+            return "\n".join(o for o in outs if o)
+        if self.cluster_seeds:
+            return self._redis_cli(["-c", "-p", str(self.redis_port)], args)
         where = ["-s", self.redis_sock] if self.redis_sock else ["-p", str(self.redis_port)]
+        return self._redis_cli(where, args)
+
+    @staticmethod
+    def _redis_cli(where, args):
         return _run(["redis-cli"] + where + [str(a) for a in args]).stdout.strip()
+
+    def _primaries(self):
+        slots = json.loads(self._redis_cli(["-p", str(self.redis_port), "--json"],
+                                           ("CLUSTER", "SLOTS")))
+        return sorted({int(rng[2][1]) for rng in slots})
 
     # The milter answers MAIL FROM from a copy of the staff-edited keys at
     # most 1 s old (doc/OPERATIONS, "Redis keys"); an edit is in force after that.

@@ -22,6 +22,7 @@ import sys
 import time
 
 import e2e_main
+import keynames
 from harness_conf import wait_until
 from postfix_harness import SASL_REALM
 
@@ -88,7 +89,7 @@ class Identity(SaslCase):
         self.assertRegex(o.text, r"^4\.7\.1 quota exceeded: messages_per_minute 3 for acme,")
         o = self.send("bob", "PLAIN")
         self.assertEqual((o.stage, o.code), ("data", 451), o)
-        self.assertEqual(self.h.redis("HGET", "relay:qc:m:acme", "m"), "3")
+        self.assertEqual(self.h.redis("HGET", keynames.counter("m", "acme"), "m"), "3")
 
     def test_b_spellings_share_one_suspension(self):
         self.h.redis("HSET", "relay:sasl", BOB, "acme")
@@ -128,9 +129,9 @@ class Identity(SaslCase):
         # its mail from a domain nobody owns goes, charged to the login's customer
         o = self.send("initech")
         self.assert_accepted(o)
-        self.assertEqual(self.h.redis("EXISTS", "relay:qc:m:initech"), "0")
-        self.assertEqual(self.h.redis("HGET", "relay:qc:m:sasl:initech@" + SASL_REALM,
-                                      "m"), "1")
+        self.assertEqual(self.h.redis("EXISTS", keynames.counter("m", "initech")), "0")
+        self.assertEqual(self.h.redis(
+            "HGET", keynames.counter("m", "sasl:initech@" + SASL_REALM), "m"), "1")
 
     def test_e_unknown_login_is_its_own_customer(self):
         o = self.send("stranger", "LOGIN")

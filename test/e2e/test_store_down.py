@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_main  # noqa: E402
+import keynames  # noqa: E402
 from harness_conf import wait_until  # noqa: E402
 from postfix_harness import Harness  # noqa: E402
 from private_redis import PrivateRedis  # noqa: E402
@@ -168,7 +169,7 @@ class StoreDown(unittest.TestCase):
                                   r"\(local share of 8\) for ip:127\.0\.32\.1, retry in ")
 
     def counter_key(self, source):
-        return "relay:qc:m:ip:%s" % source
+        return keynames.counter("m", "ip:" + source)
 
     def until_counted(self, what, source, since, meanwhile=None):
         """Sends a message every 0.5 s until one is accepted and charged

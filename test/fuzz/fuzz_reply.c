@@ -47,6 +47,7 @@
 #include "limits.h"
 #include "log.h"
 #include "quota.h"
+#include "resplimit.h"
 #include "store.h"
 #include "store_redis.h"
 
@@ -272,27 +273,6 @@ static void setup(void)
     atexit(cleanup);
 }
 
-/* Announced array sizes hiredis would allocate up front. */
-static int huge_array(const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (d[i] != '*')
-            continue;
-        size_t j = i + 1;
-        if (j < n && (d[j] == '+' || d[j] == '-'))
-            j++;
-        unsigned long long v = 0;
-        size_t digits = 0;
-        while (j < n && d[j] >= '0' && d[j] <= '9' && digits < 20) {
-            v = v * 10 + (unsigned)(d[j++] - '0');
-            digits++;
-        }
-        if (digits >= 19 || v > MAX_ELEMENTS)
-            return 1;
-    }
-    return 0;
-}
-
 static void check_err(int rc, const char *err, const char *what)
 {
     FUZZ_ASSERT(rc == 0 || rc == -1, what);
@@ -392,7 +372,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct timespec until;
 
-    if (size < 1 || size > 65536 || huge_array(data + 1, size - 1))
+    if (size < 1 || size > 65536 || resp_huge_array(data + 1, size - 1, MAX_ELEMENTS))
         return 0;
     setup();
     int v = data[0] % NVARIANTS;

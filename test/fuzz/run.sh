@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-fuzz_addr fuzz_config fuzz_reply}
+targets=${*:-fuzz_addr fuzz_config fuzz_reply fuzz_slots}
 build=${RM_FUZZ_BUILD:-/tmp/build-fuzz}
 
 case $secs in

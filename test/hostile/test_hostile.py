@@ -37,6 +37,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keynames  # noqa: E402
 import milterclient as mc  # noqa: E402
 
 MILTER = None
@@ -503,7 +504,7 @@ class Hostile(unittest.TestCase):
         """A second CONNECT in a charged transaction: the first charge must
         still be given back when the connection ends without the message."""
         login = "twice-" + self.tag
-        key = PREFIX + "qc:m:sasl:" + login
+        key = keynames.counter("m", "sasl:" + login, prefix=PREFIX)
         with session() as c:
             c.connect_info()
             r = c.mail(b"<a@twice.example>", (), {"{auth_authen}": login})
@@ -532,7 +533,7 @@ class Hostile(unittest.TestCase):
         stages = ["optneg", "connect", "mail", "rcpt", "data", "eom"]
         for i, stop in enumerate(stages):
             login = "abort-%s-%d" % (self.tag, i)
-            key = PREFIX + "qc:m:sasl:" + login
+            key = keynames.counter("m", "sasl:" + login, prefix=PREFIX)
             with session() as c:
                 for st in stages:
                     if st == "connect":
@@ -672,7 +673,7 @@ class Hostile(unittest.TestCase):
     # --- the limit afterwards -----------------------------------------------------------------
     def test_zz_limit_still_exact(self):
         login = "final"
-        key = PREFIX + "qc:m:sasl:" + login
+        key = keynames.counter("m", "sasl:" + login, prefix=PREFIX)
         self.assertEqual(redis_cli("EXISTS", key), "0")
         # two charged transactions that never finish: a dropped connection
         # (half an EOM packet), and an ABORT

@@ -212,7 +212,7 @@ static void expect_works(char transport, const char *user, const char *pw,
     }
     CHECK(admitted == 3, "%s: %d of 4 admitted under messages_per_minute 3", what,
           admitted);
-    snprintf(key, sizeof(key), "auth:qc:m:%s", customer);
+    snprintf(key, sizeof(key), "%s", it_ckey("auth:", 'm', customer));
     CHECK_HGET(rc, key, "m", 3);
     err[0] = '\0';
     CHECK(store_refund(s, &q, last_ms, err) == 0, "%s: refund: %s", what, err);

@@ -78,8 +78,8 @@ int main(void)
     long long lo = W / N - t1 % W - 2, hi = W / N - t0 % W + 2;
     CHECK(res.retry_ms >= lo && res.retry_ms <= hi, "retry_ms %lld, expected %lld..%lld",
           res.retry_ms, lo, hi);
-    CHECK_HGET(rc, "bd:qc:m:burst", "e", epoch);
-    CHECK_HGET(rc, "bd:qc:m:burst", "m", N); /* the refusal wrote nothing */
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "e", epoch);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "m", N); /* the refusal wrote nothing */
 
     /* at the promised time exactly one more fits, and the window rolls */
     it_sleep_ms(res.retry_ms + 150);
@@ -89,18 +89,18 @@ int main(void)
     res = charge("burst", &t0, &t1, rc);
     CHECK(!res.admitted || t0 % W >= 2 * W / N,
           "a second message fit at %.3f s into the minute", (t0 % W) / 1000.0);
-    CHECK_HGET(rc, "bd:qc:m:burst", "e", epoch + 1);
-    CHECK_HGET(rc, "bd:qc:m:burst", "m", 1);
-    CHECK_HGET(rc, "bd:qc:m:burst", "pm", N);
-    CHECK_HGET(rc, "bd:qc:m:burst", "pr", N);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "e", epoch + 1);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "m", 1);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "pm", N);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "burst"), "pr", N);
 
     /* a refund of a charge from before the boundary goes to pm */
     charge("late", NULL, NULL, rc);
     struct quota_req q;
     it_quota(&q, cfg, "late", "a@burst.example", 1);
     CHECK(store_refund(store, &q, early.charged_ms, err) == 0, "refund: %s", err);
-    CHECK_HGET(rc, "bd:qc:m:late", "pm", 0);
-    CHECK_HGET(rc, "bd:qc:m:late", "m", 1);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "late"), "pm", 0);
+    CHECK_HGET(rc, it_ckey("bd:", 'm', "late"), "m", 1);
 
     store_unref(store);
     cfg_free(c);

@@ -99,15 +99,15 @@ int main(void)
     /* 400 one-recipient attempts at 100 messages per hour */
     int n = race(a, b, cfg, "msgs", 1);
     CHECK(n == 100, "messages_per_hour 100: %d admitted of 400 attempts", n);
-    CHECK_HGET(rc, "cc:qc:h:msgs", "m", 100);
-    CHECK_HGET(rc, "cc:qc:h:msgs", "r", 100);
+    CHECK_HGET(rc, it_ckey("cc:", 'h', "msgs"), "m", 100);
+    CHECK_HGET(rc, it_ckey("cc:", 'h', "msgs"), "r", 100);
 
     /* 400 four-recipient attempts at 300 recipients per hour (no message
      * limit for this customer): 75 fit */
     n = race(a, b, cfg, "rcpts", 4);
     CHECK(n == 75, "recipients_per_hour 300, 4 each: %d admitted of 400 attempts", n);
-    CHECK_HGET(rc, "cc:qc:h:rcpts", "r", 300);
-    CHECK_HGET(rc, "cc:qc:h:rcpts", "m", 75);
+    CHECK_HGET(rc, it_ckey("cc:", 'h', "rcpts"), "r", 300);
+    CHECK_HGET(rc, it_ckey("cc:", 'h', "rcpts"), "m", 75);
 
     store_unref(a);
     store_unref(b);

@@ -83,7 +83,8 @@ static void test_messages_exact(struct store *s, const struct rm_config *cfg,
     CHECK(admitted == 5, "admitted %d messages, limit 5", admitted);
     const struct quota_counter *qc = counter_for(&q, LIM_MSG_MINUTE);
     REQUIRE(qc != NULL, "no messages_per_minute counter in the request");
-    CHECK(strcmp(qc->key, "ct:qc:m:one") == 0, "customer minute key is %s", qc->key);
+    CHECK(strcmp(qc->key, it_ckey("ct:", 'm', "one")) == 0, "customer minute key is %s",
+          qc->key);
     CHECK(&q.c[res.counter] == qc, "refusal names counter %d (%s), not the customer one",
           res.counter, q.c[res.counter].key);
     CHECK(res.metric == 'm', "refusal metric '%c', expected 'm'", res.metric);
@@ -92,8 +93,8 @@ static void test_messages_exact(struct store *s, const struct rm_config *cfg,
     CHECK(strncmp(text, "quota exceeded: messages_per_minute 5 for one, retry in ", 56) ==
               0,
           "refusal text \"%s\"", text);
-    CHECK_HGET(rc, "ct:qc:m:one", "m", 5);
-    CHECK_HGET(rc, "ct:qc:m:one", "r", 5);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "one"), "m", 5);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "one"), "r", 5);
 }
 
 /* recipients_per_minute 12: a message with 5 recipients counts 5. */
@@ -107,8 +108,8 @@ static void test_recipients(struct store *s, const struct rm_config *cfg,
     it_quota(&q, cfg, "two", "a@two.example", 5);
     it_charge(s, &q, &res);
     CHECK(res.admitted, "first 5-recipient message refused");
-    CHECK_HGET(rc, "ct:qc:m:two", "r", 5);
-    CHECK_HGET(rc, "ct:qc:m:two", "m", 1);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "two"), "r", 5);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "two"), "m", 1);
     it_quota(&q, cfg, "two", "b@two.example", 5);
     it_charge(s, &q, &res);
     CHECK(res.admitted, "second 5-recipient message refused (10 of 12)");
@@ -122,12 +123,12 @@ static void test_recipients(struct store *s, const struct rm_config *cfg,
     quota_refusal_text(&q, &res, "two", text, sizeof(text));
     CHECK(strstr(text, "recipients_per_minute 12 for two") != NULL, "refusal text \"%s\"",
           text);
-    CHECK_HGET(rc, "ct:qc:m:two", "r", 10);
-    CHECK_HGET(rc, "ct:qc:m:two", "m", 2);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "two"), "r", 10);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "two"), "m", 2);
     it_quota(&q, cfg, "two", "d@two.example", 2);
     it_charge(s, &q, &res);
     CHECK(res.admitted, "2 recipients refused with exactly 2 left");
-    CHECK_HGET(rc, "ct:qc:m:two", "r", 12);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "two"), "r", 12);
 
     /* more recipients than the limit: never fits, and creates nothing */
     it_quota(&q, cfg, "three", "a@three.example", 13);
@@ -136,7 +137,7 @@ static void test_recipients(struct store *s, const struct rm_config *cfg,
           "13 recipients admitted under a limit of 12");
     CHECK(res.retry_ms > 0 && res.retry_ms <= 2 * MINUTE_MS,
           "retry_ms %lld for a message that never fits", res.retry_ms);
-    redisReply *r = it_cmd(rc, "EXISTS ct:qc:m:three");
+    redisReply *r = it_cmd(rc, "EXISTS %s", it_ckey("ct:", 'm', "three"));
     CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == 0,
           "a refused first message created its counter");
     freeReplyObject(r);
@@ -163,8 +164,8 @@ static void test_sender_scope(struct store *s, const struct rm_config *cfg,
     CHECK(admitted_a == 3, "sender a: %d admitted, limit 3", admitted_a);
     const struct quota_counter *qs = counter_for(&q, LIM_SMSG_MINUTE);
     REQUIRE(qs != NULL, "no sender_messages_per_minute counter");
-    CHECK(strcmp(qs->key, "ct:qs:m:4:four:a@four.example") == 0, "sender key is %s",
-          qs->key);
+    CHECK(strcmp(qs->key, it_skey("ct:", 'm', "four", "a@four.example")) == 0,
+          "sender key is %s", qs->key);
     CHECK(!res.admitted && &q.c[res.counter] == qs && res.metric == 'm',
           "the refusal does not name the sender counter (counter %d metric %c)",
           res.counter, res.metric);
@@ -179,9 +180,9 @@ static void test_sender_scope(struct store *s, const struct rm_config *cfg,
     }
     CHECK(admitted_b == 2, "sender b: %d of 2 admitted after sender a's refusals",
           admitted_b);
-    CHECK_HGET(rc, "ct:qs:m:4:four:a@four.example", "m", 3);
-    CHECK_HGET(rc, "ct:qs:m:4:four:b@four.example", "m", 2);
-    CHECK_HGET(rc, "ct:qc:m:four", "m", 5);
+    CHECK_HGET(rc, it_skey("ct:", 'm', "four", "a@four.example"), "m", 3);
+    CHECK_HGET(rc, it_skey("ct:", 'm', "four", "b@four.example"), "m", 2);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "four"), "m", 5);
 }
 
 /* The same through the policy engine: RCPT x5, DATA -> 5 recipients charged. */
@@ -203,8 +204,8 @@ static void test_policy_recipients(struct rm_config *cfg, struct store *s,
     pol_data(c, "QID1", &rep);
     CHECK(rep.verdict == POL_CONTINUE, "DATA refused: %s %s", rep.rcode, rep.text);
     CHECK(pol_eom(c, "QID1") == 0, "message held");
-    CHECK_HGET(rc, "ct:qc:m:five", "r", 5);
-    CHECK_HGET(rc, "ct:qc:m:five", "m", 1);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "five"), "r", 5);
+    CHECK_HGET(rc, it_ckey("ct:", 'm', "five"), "m", 1);
     pol_conn_free(c);
 }
 

@@ -33,7 +33,7 @@ static void garbage_counter(struct store *s, const struct rm_config *cfg,
     struct quota_req q;
     struct quota_result res;
 
-    snprintf(key, sizeof(key), "gb:qc:m:%s", customer);
+    snprintf(key, sizeof(key), "%s", it_ckey("gb:", 'm', customer));
     it_cmd_ok(rc, "HSET %s e %lld", key, it_redis_ms(rc) / MINUTE_MS);
     /* hset: "field value field value ..." */
     char f[16], v[16];
@@ -57,7 +57,7 @@ static void garbage_counter(struct store *s, const struct rm_config *cfg,
     CHECK(t > 0 && t <= 2 * MINUTE_MS, "%s (%s): PTTL %lld after refusals", customer,
           hset, t);
     /* the other counters (hour window) were not charged by the refusals */
-    snprintf(key, sizeof(key), "gb:qc:h:%s", customer);
+    snprintf(key, sizeof(key), "%s", it_ckey("gb:", 'h', customer));
     redisReply *r = it_cmd(rc, "EXISTS %s", key);
     CHECK(admitted || (r->type == REDIS_REPLY_INTEGER && r->integer == 0),
           "%s: a refused message charged %s", customer, key);
@@ -78,11 +78,11 @@ static void test_counters(struct store *s, const struct rm_config *cfg, redisCon
     /* the window number itself is garbage */
     struct quota_req q;
     struct quota_result res;
-    it_cmd_ok(rc, "HSET gb:qc:m:g6 e xyz m 0");
+    it_cmd_ok(rc, "HSET %s e xyz m 0", it_ckey("gb:", 'm', "g6"));
     it_quota(&q, cfg, "g6", "a@garbage.example", 1);
     it_charge(s, &q, &res);
     CHECK(!res.admitted, "garbage window number: admitted");
-    long long t = pttl(rc, "gb:qc:m:g6");
+    long long t = pttl(rc, it_ckey("gb:", 'm', "g6"));
     CHECK(t > 0 && t <= 2 * MINUTE_MS, "garbage window number: PTTL %lld", t);
 }
 
@@ -94,7 +94,7 @@ static void test_counter_wrong_type(struct store *s, const struct rm_config *cfg
     struct quota_result res;
     char err[STORE_ERR_MAX] = "";
 
-    it_cmd_ok(rc, "SET gb:qc:m:g7 hello");
+    it_cmd_ok(rc, "SET %s hello", it_ckey("gb:", 'm', "g7"));
     it_quota(&q, cfg, "g7", "a@garbage.example", 1);
     int r = store_charge(s, &q, &res, err);
     CHECK(r == -1 || !res.admitted, "counter of the wrong type: admitted");
@@ -189,10 +189,10 @@ int main(void)
         limits, sizeof(limits),
         "messages_per_minute=3;recipients_per_minute=10;messages_per_hour=100");
     /* the logins of test_policy stand for customers of the same name */
-    struct rm_config *cfg = it_config(
-        "%s%scustomers = ( { name = \"w1\"; sasl = [ \"w1\" ]; },\n"
-        "  { name = \"g7\"; sasl = [ \"g7\" ]; } );\n",
-        redis, limits);
+    struct rm_config *cfg =
+        it_config("%s%scustomers = ( { name = \"w1\"; sasl = [ \"w1\" ]; },\n"
+                  "  { name = \"g7\"; sasl = [ \"g7\" ]; } );\n",
+                  redis, limits);
     struct store *s = store_redis_new(cfg);
 
     it_avoid_boundary(rc, MINUTE_MS, 10000);

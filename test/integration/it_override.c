@@ -154,8 +154,9 @@ static void test_sasl_map(struct store *s)
     CHECK(n == 2, "mapped login: %d admitted, acme2's override says 2", n);
     expect_refusal(&rep, "messages_per_minute 2 for acme2");
     redisContext *rc = it_redis();
-    CHECK_HGET(rc, "relay:qc:m:acme2", "m", 2);
-    redisReply *r = it_cmd(rc, "EXISTS relay:qc:m:sasl:bob-login relay:qc:m:bob-login");
+    CHECK_HGET(rc, it_ckey("relay:", 'm', "acme2"), "m", 2);
+    redisReply *r = it_cmd(rc, "EXISTS %s %s", it_ckey("relay:", 'm', "sasl:bob-login"),
+                           it_ckey("relay:", 'm', "bob-login"));
     CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == 0,
           "the login itself was charged as a customer");
     freeReplyObject(r);
@@ -183,8 +184,8 @@ static void test_bad_mapping(struct store *s)
               "hash names %s: bad_mapping %d, customer \"%s\"", bad[i], res.bad_mapping,
               res.customer);
         const char *v = field(&res, "messages_per_minute");
-        CHECK(v && strcmp(v, "4") == 0, "hash names %s: the fallback's limits (%s)", bad[i],
-              v ? v : "(none)");
+        CHECK(v && strcmp(v, "4") == 0, "hash names %s: the fallback's limits (%s)",
+              bad[i], v ? v : "(none)");
     }
     cli("HDEL", "relay:sasl", "mallory", NULL);
 }
@@ -226,7 +227,7 @@ static void test_recent_copy(void)
     CHECK(after - before >= 10 && after - before <= 12,
           "10 messages cost %lld script calls, expected 10 charges and at most 2 lookups",
           after - before);
-    CHECK_HGET(rc, "relay:qc:m:copy-login", "m", 11);
+    CHECK_HGET(rc, it_ckey("relay:", 'm', "copy-login"), "m", 11);
     redisFree(rc);
 }
 

@@ -46,21 +46,24 @@ static void test_current_window(struct store *s, const struct rm_config *cfg,
     it_charge(s, &q, &r1);
     it_charge(s, &q, &r2);
     CHECK(r1.admitted && r2.admitted, "charges refused");
-    expect_fields(rc, "rf:qc:h:cur", 2, 6, 0, 0, "two charges");
+    expect_fields(rc, it_ckey("rf:", 'h', "cur"), 2, 6, 0, 0, "two charges");
     refund(s, &q, r1.charged_ms);
-    expect_fields(rc, "rf:qc:h:cur", 1, 3, 0, 0, "one refund");
-    expect_fields(rc, "rf:qs:h:3:cur:a@cur.example", 1, 3, 0, 0, "one refund (sender)");
+    expect_fields(rc, it_ckey("rf:", 'h', "cur"), 1, 3, 0, 0, "one refund");
+    expect_fields(rc, it_skey("rf:", 'h', "cur", "a@cur.example"), 1, 3, 0, 0,
+                  "one refund (sender)");
     refund(s, &q, r2.charged_ms);
-    expect_fields(rc, "rf:qc:h:cur", 0, 0, 0, 0, "two refunds");
+    expect_fields(rc, it_ckey("rf:", 'h', "cur"), 0, 0, 0, 0, "two refunds");
     refund(s, &q, r2.charged_ms); /* a refund too many */
-    expect_fields(rc, "rf:qc:h:cur", 0, 0, 0, 0, "a third refund");
-    expect_fields(rc, "rf:qs:h:3:cur:a@cur.example", 0, 0, 0, 0, "third refund (sender)");
+    expect_fields(rc, it_ckey("rf:", 'h', "cur"), 0, 0, 0, 0, "a third refund");
+    expect_fields(rc, it_skey("rf:", 'h', "cur", "a@cur.example"), 0, 0, 0, 0,
+                  "third refund (sender)");
 
     /* more recipients than are left: r stops at zero */
     it_charge(s, &q, &r1);
     it_quota(&q, cfg, "cur", "a@cur.example", 50);
     refund(s, &q, r1.charged_ms);
-    expect_fields(rc, "rf:qc:h:cur", 0, 0, 0, 0, "refund of 50 recipients from 3");
+    expect_fields(rc, it_ckey("rf:", 'h', "cur"), 0, 0, 0, 0,
+                  "refund of 50 recipients from 3");
 }
 
 /* A charge made in the previous window: the window has turned, its bucket is
@@ -70,7 +73,7 @@ static void test_previous_window(struct store *s, const struct rm_config *cfg,
 {
     struct quota_req q;
     struct quota_result res;
-    const char *key = "rf:qc:h:prev";
+    const char *key = it_ckey("rf:", 'h', "prev");
 
     it_quota(&q, cfg, "prev", "a@prev.example", 2);
     it_charge(s, &q, &res);
@@ -79,7 +82,7 @@ static void test_previous_window(struct store *s, const struct rm_config *cfg,
     expect_fields(rc, key, 1, 2, 4, 10, "set up");
     refund(s, &q, res.charged_ms - HOUR_MS);
     expect_fields(rc, key, 1, 2, 3, 8, "refund of a previous-window charge");
-    expect_fields(rc, "rf:qs:h:4:prev:a@prev.example", 1, 2, 0, 0,
+    expect_fields(rc, it_skey("rf:", 'h', "prev", "a@prev.example"), 1, 2, 0, 0,
                   "previous-window refund (sender, nothing there)");
     refund(s, &q, res.charged_ms - 2 * HOUR_MS);
     expect_fields(rc, key, 1, 2, 3, 8, "refund of a charge two windows old");
@@ -96,7 +99,8 @@ static void test_no_key(struct store *s, const struct rm_config *cfg, redisConte
 
     it_quota(&q, cfg, "ghost", "a@ghost.example", 1);
     refund(s, &q, it_redis_ms(rc));
-    redisReply *r = it_cmd(rc, "EXISTS rf:qc:h:ghost rf:qs:h:5:ghost:a@ghost.example");
+    redisReply *r = it_cmd(rc, "EXISTS %s %s", it_ckey("rf:", 'h', "ghost"),
+                           it_skey("rf:", 'h', "ghost", "a@ghost.example"));
     CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == 0,
           "a refund created %lld counter keys", r->integer);
     freeReplyObject(r);
@@ -117,12 +121,12 @@ static void test_policy_abort(struct rm_config *cfg, struct store *s, redisConte
         pol_rcpt(c, "<y@dest.example>", &rep);
         pol_data(c, "QIDR", &rep);
         CHECK(rep.verdict == POL_CONTINUE, "DATA refused: %s", rep.text);
-        expect_fields(rc, "rf:qc:h:pol", 1, 2, 0, 0, "after DATA");
+        expect_fields(rc, it_ckey("rf:", 'h', "pol"), 1, 2, 0, 0, "after DATA");
         if (round == 0)
             pol_abort(c);
         else
             pol_eom(c, "QIDR");
-        expect_fields(rc, "rf:qc:h:pol", round, 2 * round, 0, 0,
+        expect_fields(rc, it_ckey("rf:", 'h', "pol"), round, 2 * round, 0, 0,
                       round == 0 ? "after abort" : "after end of message");
     }
     pol_conn_free(c);

@@ -251,10 +251,10 @@ static void test_noscript(redisContext *rc)
     it_cmd_ok(rc, "SCRIPT FLUSH");
     CHECK(store_charge(s, &q, &r2, err) == 0 && r2.admitted,
           "charge after SCRIPT FLUSH: %s", err);
-    CHECK_HGET(rc, "se:qc:m:ns", "m", 2);
+    CHECK_HGET(rc, it_ckey("se:", 'm', "ns"), "m", 2);
     it_cmd_ok(rc, "SCRIPT FLUSH");
     CHECK(store_refund(s, &q, r2.charged_ms, err) == 0, "refund after flush: %s", err);
-    CHECK_HGET(rc, "se:qc:m:ns", "m", 1);
+    CHECK_HGET(rc, it_ckey("se:", 'm', "ns"), "m", 1);
     it_cmd_ok(rc, "SCRIPT FLUSH");
     CHECK(store_lookup(s, &lreq, &lres, err) == 0, "lookup after flush: %s", err);
     store_unref(s);
@@ -278,7 +278,7 @@ static void test_unix_socket(redisContext *rc)
         admitted += res.admitted;
     }
     CHECK(admitted == 2, "unix socket: %d admitted, limit 2", admitted);
-    CHECK_HGET(rc, "ux:qc:m:sock", "m", 2);
+    CHECK_HGET(rc, it_ckey("ux:", 'm', "sock"), "m", 2);
     store_unref(s);
     cfg_free(cfg);
 }

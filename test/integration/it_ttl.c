@@ -31,22 +31,18 @@ enum { EXPECTED_KEYS = 3 * 3 + 4 * 3 };
 /* refusals recorded in the events stream, and its configured cap */
 enum { NREFUSED = 250, EVENTS_MAXLEN = 10, STREAM_NODE = 100 };
 
+/* The window of a counter key this test's traffic wrote (names from keys.h),
+ * or -1. */
 static long long window_of(const char *key)
 {
-    size_t plen = strlen(PREFIX);
+    static const long long win[] = {60000, 3600000, 86400000};
 
-    if (strncmp(key, PREFIX, plen) != 0 || strlen(key) < plen + 5 ||
-        (strncmp(key + plen, "qc:", 3) != 0 && strncmp(key + plen, "qs:", 3) != 0) ||
-        key[plen + 4] != ':')
-        return -1;
-    switch (key[plen + 3]) {
-    case 'm':
-        return 60000;
-    case 'h':
-        return 3600000;
-    case 'd':
-        return 86400000;
-    }
+    for (int w = 0; w < 3; w++)
+        for (int i = 0; i < NTRAFFIC; i++)
+            if (strcmp(key, it_ckey(PREFIX, "mhd"[w], traffic[i].customer)) == 0 ||
+                strcmp(key, it_skey(PREFIX, "mhd"[w], traffic[i].customer,
+                                    traffic[i].sender)) == 0)
+                return win[w];
     return -1;
 }
 

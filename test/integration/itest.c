@@ -18,6 +18,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "testkeys.h"
 
 /* Checks run from several threads in the concurrency tests. */
 _Atomic int it_failures;
@@ -79,7 +80,8 @@ struct rm_config *it_config(const char *fmt, ...)
     int n = vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     REQUIRE(n > 0 && (size_t)n < sizeof(text), "config text too long (%d)", n);
-    snprintf(path, sizeof(path), "%s/it-XXXXXX.conf", it_env("RM_REDIS_DIR"));
+    const char *dir = getenv("RM_REDIS_DIR"); /* none beside a cluster */
+    snprintf(path, sizeof(path), "%s/it-XXXXXX.conf", dir && *dir ? dir : "/tmp");
     int fd = mkstemps(path, 5);
     REQUIRE(fd >= 0, "mkstemps %s: %s", path, strerror(errno));
     REQUIRE(write(fd, text, (size_t)n) == n, "write %s: %s", path, strerror(errno));
@@ -248,6 +250,22 @@ int it_redis_cli(char *out, size_t len, const char *arg, ...)
         snprintf(out, len, "%s", buf);
     REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+const char *it_ckey(const char *prefix, char w, const char *customer)
+{
+    const char *k = testkeys_counter(prefix, w, customer, NULL);
+
+    REQUIRE(k != NULL, "no counter key for window '%c' of %s", w, customer);
+    return k;
+}
+
+const char *it_skey(const char *prefix, char w, const char *customer, const char *sender)
+{
+    const char *k = testkeys_counter(prefix, w, customer, sender);
+
+    REQUIRE(k != NULL, "no counter key for window '%c' of %s, %s", w, customer, sender);
+    return k;
 }
 
 void it_quota(struct quota_req *q, const struct rm_config *cfg, const char *customer,

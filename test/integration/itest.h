@@ -14,7 +14,8 @@
  *   it_done()                  summary line; the exit status for main
  *
  *   it_env(name)               a with-redis variable (the test bails without it)
- *   it_config(fmt, ...)        writes the text to a temp file, cfg_load()s it
+ *   it_config(fmt, ...)        writes the text to a temp file (in RM_REDIS_DIR,
+ *                              else /tmp), cfg_load()s it
  *   it_redis_group(buf, len, prefix, command_ms, pool)
  *                              a redis { } group for the private server's port
  *   it_limits_group(buf, len, overrides)
@@ -34,6 +35,12 @@
  *   it_redis_cli(out, len, arg, ..., NULL)
  *                              runs redis-cli -p PORT ARG...; the exit status,
  *                              the first output line in out
+ *
+ *   it_ckey(prefix, w, customer)   the customer counter key of window w ('m',
+ *                              'h', 'd'), named by keys.h
+ *   it_skey(prefix, w, customer, sender)   the sender counter key
+ *                              (both return one of a few rotating static
+ *                              buffers: use them at once, from one thread)
  *
  *   it_quota(q, cfg, customer, sender, nrcpt)
  *                              quota_build with the config's limits for customer
@@ -84,6 +91,9 @@ int it_check_hget(redisContext *c, const char *key, const char *field, long long
 long long it_redis_ms(redisContext *c);
 void it_avoid_boundary(redisContext *c, long long window_ms, long long margin_ms);
 int it_redis_cli(char *out, size_t len, const char *arg, ...);
+
+const char *it_ckey(const char *prefix, char w, const char *customer);
+const char *it_skey(const char *prefix, char w, const char *customer, const char *sender);
 
 void it_quota(struct quota_req *q, const struct rm_config *cfg, const char *customer,
               const char *sender, long long nrcpt);

@@ -6,7 +6,7 @@
 
 The facts come from the programs themselves: the configuration keys and limit
 fields from `relaymilter -c EMPTY -p`, the metric names from a running
-daemon's /metrics, the options from `relaymilter -h`, the support tool's
+daemon's /metrics (on one Redis and on a Redis Cluster), the options from `relaymilter -h`, the support tool's
 commands from `relaymilter-ctl help`. Then every page (README, INSTALL,
 SECURITY, doc/*, the man pages) is read:
   - each configuration key, limit field, metric, option and support command
@@ -94,12 +94,20 @@ def config_facts(empty):
 
 
 def metric_names(empty_dir):
-    """The metric families a running daemon exports."""
+    """The metric families a running daemon exports: on one Redis, and with
+    redis.cluster_nodes (a seed nobody listens on: the families are there all
+    the same)."""
+    return (daemon_metrics(empty_dir, "") |
+            daemon_metrics(empty_dir, 'redis = { cluster_nodes = [ "127.0.0.1:%d" ]; };\n'
+                           % free_port()))
+
+
+def daemon_metrics(empty_dir, redis):
     port, mport = free_port(), free_port()
     conf = os.path.join(empty_dir, "metrics.conf")
     with open(conf, "w") as f:
         f.write('milter = { socket = "inet:%d@127.0.0.1"; };\n'
-                'metrics = { listen = "127.0.0.1:%d"; };\n' % (port, mport))
+                'metrics = { listen = "127.0.0.1:%d"; };\n%s' % (port, mport, redis))
     proc = subprocess.Popen([MILTER, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ,
                                                                 RELAYMILTER_LOG_STDERR="1"))

@@ -47,6 +47,7 @@ for f in usr/share/doc/relaymilter/examples/relaymilter.conf \
          usr/share/doc/relaymilter/SECURITY \
          usr/share/doc/relaymilter/OPERATIONS \
          usr/share/doc/relaymilter/PERFORMANCE \
+         usr/share/doc/relaymilter/CLUSTER \
          usr/share/doc/relaymilter/CI \
          usr/share/doc/relaymilter/MONITORING \
          usr/share/man/man8/relaymilter.8 \

@@ -16,8 +16,11 @@
         (SIGTERM, wait), .stop() (SIGKILL: cleanup)
     Load(address, customers, ...)    one thread (and one milter connection)
         per customer, sending messages until stop(); .records [Rec]
-    write_milter_conf(...)           the config text the tests use
+    write_milter_conf(...)           the config text the tests use (one primary,
+                                     Sentinel or a Redis Cluster)
     percentile(values, p)
+    report(name, text)               a "measured:" line on stderr
+    wait_for(pred, timeout, step)    pred()'s first true value, or None
 
 Every process is registered and stopped by its own PID at exit (atexit),
 and again by the tests' cleanups; a stopped (SIGSTOP) Redis is continued
@@ -39,23 +42,11 @@ from collections import namedtuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import milterclient as mc  # noqa: E402
+from rcluster import RespError, redis_cmd, redis_try  # noqa: E402,F401
+from rcluster import stop_popen as _stop_popen  # noqa: E402
 
 _procs = []  # every Popen we started, for the exit handler
 _procs_lock = threading.Lock()
-
-
-def _stop_popen(p, sig=signal.SIGTERM, wait=5.0):
-    if p.poll() is not None:
-        return
-    try:
-        os.kill(p.pid, signal.SIGCONT)  # a test may have paused it
-        os.kill(p.pid, sig)
-        p.wait(wait)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(5)
-    except ProcessLookupError:
-        pass
 
 
 @atexit.register
@@ -90,62 +81,27 @@ def rmworkdir(path):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def report(name, text):
+    """A measured number, on stderr: one "measured:" line per test."""
+    print("measured: %s: %s" % (name, text), file=sys.stderr, flush=True)
+
+
+def wait_for(pred, timeout, step=0.05):
+    """pred()'s first true value within timeout seconds, else None."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
 def percentile(values, p):
     v = sorted(values)
     if not v:
         return 0.0
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-
-# --- RESP ------------------------------------------------------------------
-class RespError(Exception):
-    pass
-
-
-def _resp_encode(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-def _resp_read(f):
-    line = f.readline()
-    if not line:
-        raise ConnectionError("redis closed the connection")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RespError(rest.decode())
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)
-        return data[:-2].decode("utf-8", "replace")
-    if kind == b"*":
-        n = int(rest)
-        return None if n < 0 else [_resp_read(f) for _ in range(n)]
-    raise ConnectionError("bad RESP line %r" % line)
-
-
-def redis_cmd(port, *args, timeout=1.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(_resp_encode(args))
-        with s.makefile("rb") as f:
-            return _resp_read(f)
-
-
-def redis_try(port, *args, timeout=0.5):
-    """redis_cmd, or None when the server is unreachable or answers an error."""
-    try:
-        return redis_cmd(port, *args, timeout=timeout)
-    except (OSError, RespError, ConnectionError, ValueError):
-        return None
 
 
 def hash_of(flat):
@@ -252,10 +208,15 @@ class Sentinel(_Server):
 # --- the milter ------------------------------------------------------------------
 def write_milter_conf(port, redis_port=None, mode="accept", per_minute=1000000,
                       sentinels=None, local_share=None, pool_size=8,
-                      connect_ms=100, command_ms=100):
+                      connect_ms=100, command_ms=100, cluster=None, per_hour=10000000,
+                      extra=""):
+    """cluster: "HOST:PORT" seeds of a Redis Cluster (redis.cluster_nodes);
+    extra: more top-level settings, as text."""
     if sentinels:
         where = 'sentinels = [ %s ]; master = "mymaster";' % ", ".join(
             '"127.0.0.1:%d"' % p for p in sentinels)
+    elif cluster:
+        where = "cluster_nodes = [ %s ];" % ", ".join('"%s"' % s for s in cluster)
     else:
         where = 'host = "127.0.0.1"; port = %d;' % redis_port
     share = "local_share = %s;" % local_share if local_share is not None else ""
@@ -269,13 +230,14 @@ redis = {
 };
 on_store_error = "%s";
 limits = {
-  messages_per_minute = %d;  messages_per_hour = 10000000;  messages_per_day = 100000000;
+  messages_per_minute = %d;  messages_per_hour = %d;  messages_per_day = 100000000;
   recipients_per_minute = 10000000;  recipients_per_hour = 10000000;
   recipients_per_day = 100000000;  sender_messages_per_hour = 10000000;
   max_recipients = 100;  action = "tempfail";
 };
 log = { level = "info"; };
-""" % (port, where, connect_ms, command_ms, pool_size, share, mode, per_minute)
+%s
+""" % (port, where, connect_ms, command_ms, pool_size, share, mode, per_minute, per_hour, extra)
 
 
 class Milter:

@@ -29,6 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rharness as h  # noqa: E402
+import keynames  # noqa: E402
 
 MILTER = None
 CONNECT_MS = COMMAND_MS = 100
@@ -44,9 +45,6 @@ LOAD = ["load0", "load1", "load2", "load3"]
 OVER = "overlimit"   # a customer Redis allows nothing (messages_per_minute 0)
 OPEN_RX = r"failures in a row .*; circuit open"   # the transition, not decision lines
 
-
-def report(name, text):
-    print("measured: %s: %s" % (name, text), file=sys.stderr, flush=True)
 
 
 class FaultCase(unittest.TestCase):
@@ -102,7 +100,8 @@ class FaultCase(unittest.TestCase):
                         "messages_per_minute 0 for sasl:%s" % OVER in rec.text:
                     refused_at = rec.t_end
             if counted_at is None:
-                counts = [h.redis_try(self.redis.port, "HGET", "relay:qc:m:sasl:" + c, "m")
+                counts = [h.redis_try(self.redis.port, "HGET",
+                                       keynames.counter("m", "sasl:" + c), "m")
                           for c in customers]
                 if all(c is not None and int(c) > 0 for c in counts):
                     counted_at = time.monotonic()
@@ -128,7 +127,7 @@ class FaultCase(unittest.TestCase):
         during = [r for r in records if r.t_start > t_kill and r.t_end < t_restart]
         before = [r for r in records if r.t_end < t_kill]
         opened = self.milter.grep(OPEN_RX, t_kill)
-        report("kill/%s" % mode,
+        h.report("kill/%s" % mode,
                "%d messages (%d while down), %d answers: max %.1f ms, p99 %.1f ms, "
                "p50 %.2f ms (bound %d ms); circuit open %s s after the kill; Redis "
                "enforcing again %s s, counters back %s s after restart"
@@ -175,7 +174,7 @@ class FaultCase(unittest.TestCase):
                     local_ok[c] += 1
         refused = self.milter.grep(r"action=tempfail reason=\S+ fallback=local", t_kill)
         admitted = collections.Counter(r.customer for r in during if r.verdict == "accept")
-        report("kill/local", "admitted locally per customer (log) %s, (client, while "
+        h.report("kill/local", "admitted locally per customer (log) %s, (client, while "
                "down) %s; %d refused locally"
                % (dict(local_ok), dict(admitted), len(refused)))
         self.assertTrue(all(v <= 2 for v in local_ok.values()),
@@ -215,7 +214,7 @@ class FaultCase(unittest.TestCase):
         fast = sum(1 for a in while_open if a < FAST_MS)
         after = [r for r in records if r.t_start > closed[0] + 0.2]
         opens = m.grep(OPEN_RX, t_stop)
-        report("hang/tempfail",
+        h.report("hang/tempfail",
                "%d answers: max %.1f ms, p99 %.1f ms (bound %d ms); circuit open %.2f s "
                "after SIGSTOP; while open %d answers, %d under %d ms, p50 %.2f ms, max "
                "%.1f ms (probes); closed %.2f s after SIGCONT; %d probe-failed lines"
@@ -237,17 +236,18 @@ class FaultCase(unittest.TestCase):
         # the message got 451 4.3.0 yet is counted. At most one per pooled
         # connection that was in flight when Redis stopped.
         accepted = collections.Counter(r.customer for r in records if r.verdict == "accept")
-        counted = {c: int(h.redis_try(self.redis.port, "HGET", "relay:qc:d:sasl:" + c, "m") or 0)
+        counted = {c: int(h.redis_try(self.redis.port, "HGET",
+                                         keynames.counter("d", "sasl:" + c), "m") or 0)
                    for c in LOAD}
         phantom = sum(counted[c] - accepted[c] for c in LOAD)
-        report("hang/tempfail", "day counters in Redis %s vs accepted %s: %d charges for "
+        h.report("hang/tempfail", "day counters in Redis %s vs accepted %s: %d charges for "
                "refused messages" % (counted, dict(accepted), phantom))
         self.assertTrue(all(counted[c] >= accepted[c] for c in LOAD),
                         "accepted messages missing from the counters")
         self.assertLessEqual(phantom, 8, "more refused messages charged than connections "
                              "in flight (pool_size 8)")
         rc, took = m.terminate()
-        report("hang/tempfail", "SIGTERM afterwards: exit status %s after %.1f s"
+        h.report("hang/tempfail", "SIGTERM afterwards: exit status %s after %.1f s"
                % (rc, took))
         self.assertEqual(rc, 0, "relaymilter did not stop cleanly on SIGTERM")
 

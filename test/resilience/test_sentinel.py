@@ -31,6 +31,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rharness as h  # noqa: E402
+import keynames  # noqa: E402
 import milterclient as mc  # noqa: E402
 
 MILTER = None
@@ -46,23 +47,11 @@ FOLLOW_S = 10.0
 LOAD = ["load0", "load1", "load2", "load3"]
 
 
-def report(name, text):
-    print("measured: %s: %s" % (name, text), file=sys.stderr, flush=True)
-
 
 def role(port):
     r = h.redis_try(port, "ROLE")
     return r[0] if r else None
 
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 class SentinelCase(unittest.TestCase):
@@ -74,7 +63,7 @@ class SentinelCase(unittest.TestCase):
         self.replica = h.Redis(self.work, args=["--replicaof", "127.0.0.1",
                                                 str(self.primary.port)]).start()
         self.addCleanup(self.replica.stop)
-        self.assertTrue(wait_for(lambda: "master_link_status:up" in (h.redis_try(
+        self.assertTrue(h.wait_for(lambda: "master_link_status:up" in (h.redis_try(
             self.replica.port, "INFO", "replication") or ""), 10.0),
             "the replica did not sync")
         self.sentinels = []
@@ -89,7 +78,7 @@ class SentinelCase(unittest.TestCase):
             infos = [s.master_info() for s in self.sentinels]
             return all(i.get("num-slaves") == "1" and i.get("num-other-sentinels") == "2"
                        for i in infos)
-        self.assertTrue(wait_for(ready, 20.0, 0.1),
+        self.assertTrue(h.wait_for(ready, 20.0, 0.1),
                         "the sentinels did not discover each other and the replica")
         self.setup_s = time.monotonic() - t0
         port = h.free_port()
@@ -111,11 +100,11 @@ class SentinelCase(unittest.TestCase):
     def counters(self, port):
         """(e, m) of every load customer's day counter: it changes only when
         the milter writes to that server."""
-        return [tuple(h.redis_try(port, "HMGET", "relay:qc:d:sasl:" + c, "e", "m") or ())
+        return [tuple(h.redis_try(port, "HMGET", keynames.counter("d", "sasl:" + c), "e", "m") or ())
                 for c in LOAD]
 
     def wait_counters_land(self, port, base, timeout):
-        t = wait_for(lambda: self.counters(port) != base and time.monotonic(), timeout)
+        t = h.wait_for(lambda: self.counters(port) != base and time.monotonic(), timeout)
         return t
 
     def check_answers(self, records):
@@ -157,7 +146,7 @@ class SentinelCase(unittest.TestCase):
         time.sleep(1.5)
         t_kill = time.monotonic()
         self.primary.kill(signal.SIGKILL)
-        t_prom = wait_for(lambda: role(new) == "master" and time.monotonic(), FAILOVER_S)
+        t_prom = h.wait_for(lambda: role(new) == "master" and time.monotonic(), FAILOVER_S)
         self.assertTrue(t_prom, "the sentinels did not promote the replica within "
                         "%.0f s" % FAILOVER_S)
         base = self.counters(new)
@@ -176,7 +165,7 @@ class SentinelCase(unittest.TestCase):
         self.assertTrue(after and all(r.verdict == "accept" for r in after),
                         "messages after the milter followed were not all accepted")
         count, window = self.check_refusals(records, t_kill, t_follow + 0.5)
-        report("sentinel/kill",
+        h.report("sentinel/kill",
                "%d messages, %d answers: max %.1f ms, p99 %.1f ms (bound %d ms); sentinel "
                "setup %.1f s; promoted %.2f s after the kill; milter followed %.2f s, "
                "counters on the new primary %.2f s after the promotion; %d messages "
@@ -192,9 +181,9 @@ class SentinelCase(unittest.TestCase):
         time.sleep(1.0)
         t_fo = time.monotonic()
         h.redis_cmd(self.sentinels[0].port, "SENTINEL", "FAILOVER", "mymaster")
-        t_prom = wait_for(lambda: role(new) == "master" and time.monotonic(), 15.0)
+        t_prom = h.wait_for(lambda: role(new) == "master" and time.monotonic(), 15.0)
         self.assertTrue(t_prom, "SENTINEL FAILOVER did not promote the replica")
-        self.assertTrue(wait_for(lambda: all(s.master_addr() == ("127.0.0.1", new)
+        self.assertTrue(h.wait_for(lambda: all(s.master_addr() == ("127.0.0.1", new)
                                              for s in self.sentinels), 10.0),
                         "the sentinels do not agree on the new primary")
         base = self.counters(new)
@@ -214,7 +203,7 @@ class SentinelCase(unittest.TestCase):
         self.assertTrue(t_land, "no counter landed on the new primary")
         self.assertEqual(role(old), "slave")
         count, window = self.check_refusals(records, t_dem, follow[0] + 0.5)
-        report("sentinel/readonly",
+        h.report("sentinel/readonly",
                "%d messages, %d answers: max %.1f ms, p99 %.1f ms; promoted %.2f s after "
                "SENTINEL FAILOVER; after REPLICAOF on the old primary: READONLY "
                "logged %.2f s, new primary used %.2f s, counters landed %.2f s later; "

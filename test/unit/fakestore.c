@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "identity.h"
+#include "testkeys.h"
 
 struct fake fk;
 
@@ -97,14 +98,14 @@ static int fake_charge(struct store *s, const struct quota_req *q,
     res->admitted = 1;
     res->charged_ms = f->clock_ms;
     res->local = f->charge_local;
-    for (int i = 0; f->refuse_key && i < q->n; i++)
+    for (int i = 0; f->refuse_key[0] && i < q->n; i++)
         if (strcmp(q->c[i].key, f->refuse_key) == 0) {
             res->admitted = 0;
             res->counter = i;
             res->metric = f->refuse_metric;
             res->retry_ms = f->retry_ms;
         }
-    ck_assert_msg(!f->refuse_key || !res->admitted, "no counter %s", f->refuse_key);
+    ck_assert_msg(!f->refuse_key[0] || !res->admitted, "no counter %s", f->refuse_key);
     return 0;
 }
 
@@ -167,6 +168,28 @@ void fake_field(const char *name, const char *value)
     ck_assert_int_lt(fk.nfields, 8);
     fk.fname[fk.nfields] = name;
     fk.fvalue[fk.nfields++] = value;
+}
+
+void fake_refuse(const char *key)
+{
+    ck_assert(key == NULL || strlen(key) < sizeof(fk.refuse_key));
+    snprintf(fk.refuse_key, sizeof(fk.refuse_key), "%s", key ? key : "");
+}
+
+const char *fake_ckey(char w, const char *customer)
+{
+    const char *k = testkeys_counter("relay:", w, customer, NULL);
+
+    ck_assert_msg(k != NULL, "no counter key for %c %s", w, customer);
+    return k;
+}
+
+const char *fake_skey(char w, const char *customer, const char *sender)
+{
+    const char *k = testkeys_counter("relay:", w, customer, sender);
+
+    ck_assert_msg(k != NULL, "no counter key for %c %s %s", w, customer, sender);
+    return k;
 }
 
 void fake_owner(const char *domain, const char *customer)

@@ -7,6 +7,11 @@
  *   fk                         the one fake; zero it, then set fk.base.ops to
  *                              &fake_ops and its refs before handing it over
  *   fake_field(name, value)    a staff-edited limit field the lookup returns
+ *   fake_refuse(key)           refuse the charge on counter key (a copy is
+ *                              kept); NULL admits again
+ *   fake_ckey(w, customer) / fake_skey(w, customer, sender)
+ *                              a counter name under the prefix "relay:", from
+ *                              keys.h (testkeys.h: a rotating static buffer)
  *
  *   fake_owner(domain, customer)  SADD PREFIX domain:DOMAIN CUSTOMER
  *   fake_blocked(domain)       SADD PREFIX blocked-rcpt-domains DOMAIN
@@ -44,7 +49,7 @@ struct fake {
     char customer[STORE_NAME_MAX];
     int nfields;
     const char *fname[8], *fvalue[8];
-    const char *refuse_key; /* refuse the charge on this counter, NULL admit */
+    char refuse_key[QUOTA_KEY_MAX]; /* refuse the charge on this counter, "" admit */
     char refuse_metric;
     long long retry_ms;
     long long clock_ms;
@@ -69,6 +74,9 @@ extern struct fake fk;
 extern const struct store_ops fake_ops;
 
 void fake_field(const char *name, const char *value);
+void fake_refuse(const char *key);
+const char *fake_ckey(char w, const char *customer);
+const char *fake_skey(char w, const char *customer, const char *sender);
 void fake_owner(const char *domain, const char *customer);
 void fake_blocked(const char *domain);
 

@@ -30,7 +30,7 @@ static void start(const char *aborted_charge, const char *on_store_error,
 /* The customer's hourly message counter refuses the next charge. */
 static void over_limit(void)
 {
-    fk.refuse_key = "relay:qc:h:acme";
+    fake_refuse(fake_ckey('h', "acme"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 60000;
 }
@@ -100,7 +100,7 @@ START_TEST(keep_hold_waits_for_the_end)
     message("Q1");
     ph_expect(POL_CONTINUE, NULL, NULL); /* quarantine is an end-of-message act */
     ck_assert_int_eq(pol_eom(ph_conn, "Q1"), 1);
-    fk.refuse_key = NULL;
+    fake_refuse(NULL);
     message("Q2");
     ph_expect(POL_ACCEPT, NULL, NULL);
     ph_finish();
@@ -113,7 +113,7 @@ START_TEST(keep_monitor_and_store_errors)
     over_limit();
     message("Q1"); /* over the limit, a dry run: accepted, nothing charged */
     ph_expect(POL_ACCEPT, NULL, NULL);
-    fk.refuse_key = NULL;
+    fake_refuse(NULL);
     fk.fail_charge = 1;
     message("Q2"); /* on_store_error = accept */
     ph_expect(POL_ACCEPT, NULL, NULL);

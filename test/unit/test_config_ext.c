@@ -223,6 +223,8 @@ START_TEST(print_round_trip)
     assert_round_trip(sample);
     assert_round_trip("# defaults only\n");
     assert_round_trip(
+        "redis = { cluster_nodes = [ \"10.0.0.1:7000\", \"[::1]:7001\" ]; };\n");
+    assert_round_trip(
         "redis = { sentinels = [ \"[::1]:26379\", \"10.0.0.1:26379\" ]; master = \"m\";\n"
         "  prefix = \"p\\\"re\\\\fix:\"; local_share = 0.5; };\n"
         "sasl = { realm = \"R.Example\"; unknown = \"tempfail\"; };\n"

@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fakestore.h"
+#include "keys.h"
 #include "limits.h"
 #include "quota.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 static const char *const field_names[LIM_NFIELDS] = {
@@ -213,9 +216,11 @@ START_TEST(build_builtin_counters)
     ck_assert_int_eq(q.nrcpt, 3);
     /* customer m/h/d; sender: only the hour has a finite built-in limit */
     ck_assert_int_eq(q.n, 4);
-    static const char *const keys[] = {"relay:qc:m:acme", "relay:qc:h:acme",
-                                       "relay:qc:d:acme",
-                                       "relay:qs:h:4:acme:bob@acme.example"};
+    const char *keys[4];
+    char names[4][QUOTA_KEY_MAX];
+    for (int i = 0; i < 4; i++)
+        keys[i] = strcpy(names[i], i < 3 ? fake_ckey("mhd"[i], "acme")
+                                         : fake_skey('h', "acme", "bob@acme.example"));
     static const long long win[] = {60000, 3600000, 86400000, 3600000};
     static const long long lmsg[] = {60, 1000, 10000, 500};
     static const long long lrcpt[] = {300, 5000, 50000, LIM_UNLIMITED};
@@ -247,8 +252,10 @@ START_TEST(build_only_finite_limits)
     l.v[LIM_SRCPT_MINUTE] = 9;
     ck_assert_int_eq(quota_build(&q, "p:", "acme", "bob@x", &l, 2), 0);
     ck_assert_int_eq(q.n, 2);
-    const struct quota_counter *d = find_key(&q, "p:qc:d:acme");
-    const struct quota_counter *m = find_key(&q, "p:qs:m:4:acme:bob@x");
+    const struct quota_counter *d =
+        find_key(&q, testkeys_counter("p:", 'd', "acme", NULL));
+    const struct quota_counter *m =
+        find_key(&q, testkeys_counter("p:", 'm', "acme", "bob@x"));
     ck_assert_ptr_nonnull(d);
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(d->lim_msg, LIM_UNLIMITED);
@@ -262,16 +269,38 @@ START_TEST(build_only_finite_limits)
         l.v[i] = 1;
     ck_assert_int_eq(quota_build(&q, "", "c", "", &l, 0), 0);
     ck_assert_int_eq(q.n, QUOTA_MAX_COUNTERS);
-    ck_assert_ptr_nonnull(find_key(&q, "qs:d:1:c:"));
+    ck_assert_ptr_nonnull(find_key(&q, testkeys_counter("", 'd', "c", "")));
+}
+END_TEST
+
+/* The counter layout (keys.h), spelled here and in policy/keys.c only: the
+ * customer in braces is the Redis Cluster hash tag of all its counters. */
+START_TEST(counter_key_layout)
+{
+    char buf[QUOTA_KEY_MAX];
+
+    ck_assert_int_gt(
+        keys_counter(buf, sizeof(buf), "relay:", KEYS_CUSTOMER, 1, "acme", NULL), 0);
+    ck_assert_str_eq(buf, "relay:qc:h:{acme}");
+    ck_assert_int_gt(keys_counter(buf, sizeof(buf), "relay:", KEYS_SENDER, 0, "acme",
+                                  "bob@acme.example"),
+                     0);
+    ck_assert_str_eq(buf, "relay:qs:m:{acme}:bob@acme.example");
+    ck_assert_int_gt(
+        keys_counter(buf, sizeof(buf), "", KEYS_SENDER, 2, "ip:192.0.2.1", ""), 0);
+    ck_assert_str_eq(buf, "qs:d:{ip:192.0.2.1}:");
+    ck_assert_int_eq(keys_counter(buf, 10, "relay:", KEYS_CUSTOMER, 1, "acme", NULL), -1);
 }
 END_TEST
 
 START_TEST(sender_keys_cannot_collide)
 {
-    /* Without the length, ("a", "b:c@x") and ("a:b", "c@x") would share a key. */
+    /* The customer is closed by a brace that no customer name may hold, so
+     * ("a", "b:c@x") and ("a:b", "c@x") cannot share a key; nor can a sender
+     * holding braces reach into another customer's tag. */
     static const char *const pairs[][2] = {
-        {"a", "b:c@x"},     {"a:b", "c@x"},   {"a:b:c", "@x"},
-        {"a", "1:a:b:c@x"}, {"1:a", "b:c@x"},
+        {"a", "b:c@x"},   {"a:b", "c@x"},   {"a:b:c", "@x"},  {"a", "1:a:b:c@x"},
+        {"1:a", "b:c@x"}, {"a", "}:b:c@x"}, {"a", "{b}:c@x"},
     };
     enum { NP = sizeof(pairs) / sizeof(pairs[0]) };
     char keys[NP][QUOTA_KEY_MAX];
@@ -287,7 +316,7 @@ START_TEST(sender_keys_cannot_collide)
     for (int i = 0; i < NP; i++)
         for (int j = i + 1; j < NP; j++)
             ck_assert_msg(strcmp(keys[i], keys[j]) != 0, "collision: %s", keys[i]);
-    ck_assert_str_eq(keys[1], "relay:qs:h:3:a:b:c@x");
+    ck_assert_str_eq(keys[1], testkeys_counter("relay:", 'h', "a:b", "c@x"));
 }
 END_TEST
 
@@ -336,16 +365,16 @@ START_TEST(refusal_text_exact)
     struct lim_set l;
 
     lim_builtin(&l);
-    refusal(&l, "relay:qc:h:acme", 'm', 12 * 60000,
+    refusal(&l, fake_ckey('h', "acme"), 'm', 12 * 60000,
             "quota exceeded: messages_per_hour 1000 for acme, retry in 12m");
-    refusal(&l, "relay:qc:d:acme", 'r', 5 * 3600000LL,
+    refusal(&l, fake_ckey('d', "acme"), 'r', 5 * 3600000LL,
             "quota exceeded: recipients_per_day 50000 for acme, retry in 5h");
-    refusal(&l, "relay:qc:m:acme", 'm', 45000,
+    refusal(&l, fake_ckey('m', "acme"), 'm', 45000,
             "quota exceeded: messages_per_minute 60 for acme, retry in 45s");
-    refusal(&l, "relay:qs:h:4:acme:bob@acme.example", 'm', 30 * 60000,
+    refusal(&l, fake_skey('h', "acme", "bob@acme.example"), 'm', 30 * 60000,
             "quota exceeded: sender_messages_per_hour 500 for acme, retry in 30m");
     l.v[LIM_RCPT_HOUR] = 0;
-    refusal(&l, "relay:qc:h:acme", 'r', 3600000,
+    refusal(&l, fake_ckey('h', "acme"), 'r', 3600000,
             "quota exceeded: recipients_per_hour 0 for acme, retry in 60m");
 }
 END_TEST
@@ -400,6 +429,7 @@ static Suite *limits_suite(void)
     tcase_add_test(lim, overlay_only_set_fields);
     tcase_add_test(q, build_builtin_counters);
     tcase_add_test(q, build_only_finite_limits);
+    tcase_add_test(q, counter_key_layout);
     tcase_add_test(q, sender_keys_cannot_collide);
     tcase_add_test(q, build_key_too_long);
     tcase_add_test(q, refusal_text_exact);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fakestore.h"
 #include "localquota.h"
 #include "testutil.h"
 
@@ -90,7 +91,7 @@ START_TEST(exact_admission_at_share)
 {
     long long t = EDGE(HOUR, 0) + 1000;
 
-    one("relay:qc:h:acme", HOUR, 40);
+    one(fake_ckey('h', "acme"), HOUR, 40);
     ck_assert_int_eq(admitted_run(0.25, t), 10);
     ck_assert_int_eq(res.admitted, 0);
     ck_assert_int_eq(res.counter, 0);
@@ -98,12 +99,12 @@ START_TEST(exact_admission_at_share)
     ck_assert_int_gt(res.retry_ms, 0);
     ck_assert_int_le(res.retry_ms, HOUR);
     /* another subject has its own count */
-    one("relay:qc:h:beta", HOUR, 40);
+    one(fake_ckey('h', "beta"), HOUR, 40);
     ck_assert_int_eq(admitted_run(0.25, t), 10);
     /* whole limit with share 1; a tiny limit keeps one message */
-    one("relay:qc:h:gamma", HOUR, 3);
+    one(fake_ckey('h', "gamma"), HOUR, 3);
     ck_assert_int_eq(admitted_run(1.0, t), 3);
-    one("relay:qc:h:delta", HOUR, 3);
+    one(fake_ckey('h', "delta"), HOUR, 3);
     ck_assert_int_eq(admitted_run(0.25, t), 1);
 }
 END_TEST
@@ -112,9 +113,9 @@ START_TEST(zero_and_unlimited)
 {
     long long t = EDGE(MINUTE, 0);
 
-    one("relay:qc:m:zero", MINUTE, 0);
+    one(fake_ckey('m', "zero"), MINUTE, 0);
     ck_assert_int_eq(admitted_run(1.0, t), 0);
-    one("relay:qc:m:free", MINUTE, LIM_UNLIMITED);
+    one(fake_ckey('m', "free"), MINUTE, LIM_UNLIMITED);
     ck_assert_int_eq(admitted_run(0.25, t), 10000);
 }
 END_TEST
@@ -124,7 +125,7 @@ START_TEST(recipients_counted)
     long long t = EDGE(HOUR, 0) + 5;
 
     q.n = 0;
-    counter("relay:qc:h:acme", HOUR, LIM_UNLIMITED, 80); /* 20 at share 0.25 */
+    counter(fake_ckey('h', "acme"), HOUR, LIM_UNLIMITED, 80); /* 20 at share 0.25 */
     q.nrcpt = 7;
     ck_assert_int_eq(admitted_run(0.25, t), 2); /* 14; 21 would not fit */
     ck_assert_int_eq(res.metric, 'r');
@@ -134,7 +135,7 @@ START_TEST(recipients_counted)
     ck_assert_int_eq(charge(0.25, t), 0);
     /* one message larger than the limit never fits */
     q.n = 0;
-    counter("relay:qc:h:beta", HOUR, LIM_UNLIMITED, 80);
+    counter(fake_ckey('h', "beta"), HOUR, LIM_UNLIMITED, 80);
     q.nrcpt = 21;
     ck_assert_int_eq(charge(0.25, t), 0);
 }
@@ -146,14 +147,14 @@ START_TEST(all_or_nothing)
 
     q.n = 0;
     q.nrcpt = 1;
-    counter("relay:qc:h:acme", HOUR, 3, LIM_UNLIMITED);
-    counter("relay:qs:h:4:acme:bob@acme.example", HOUR, 2, LIM_UNLIMITED);
+    counter(fake_ckey('h', "acme"), HOUR, 3, LIM_UNLIMITED);
+    counter(fake_skey('h', "acme", "bob@acme.example"), HOUR, 2, LIM_UNLIMITED);
     ck_assert_int_eq(admitted_run(1.0, t), 2);
     ck_assert_int_eq(res.counter, 1); /* the sender counter refused it */
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(charge(1.0, t), 0);
     /* the refusals charged nothing on the customer counter: one still fits */
-    one("relay:qc:h:acme", HOUR, 3);
+    one(fake_ckey('h', "acme"), HOUR, 3);
     ck_assert_int_eq(admitted_run(1.0, t), 1);
 }
 END_TEST
@@ -162,7 +163,7 @@ END_TEST
  * after the edge and decays over the next window. */
 START_TEST(sliding_window_edge)
 {
-    one("relay:qc:m:acme", MINUTE, 10);
+    one(fake_ckey('m', "acme"), MINUTE, 10);
     ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1) - 1000), 10);
     ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1)), 0);
     ck_assert_int_eq(admitted_run(1.0, EDGE(MINUTE, 1) + 1), 0);
@@ -180,14 +181,14 @@ START_TEST(refund_restores)
     long long t = EDGE(HOUR, 0) + 10;
 
     q.n = 0;
-    counter("relay:qc:h:acme", HOUR, 3, 9);
+    counter(fake_ckey('h', "acme"), HOUR, 3, 9);
     q.nrcpt = 3;
     ck_assert_int_eq(admitted_run(1.0, t), 3);
     localquota_refund(lq, &q, t, t + 5);
     ck_assert_int_eq(admitted_run(1.0, t + 6), 1); /* both metrics given back */
     /* a refund never goes below zero: extra refunds add no room */
     q.n = 0;
-    counter("relay:qc:h:beta", HOUR, 2, LIM_UNLIMITED);
+    counter(fake_ckey('h', "beta"), HOUR, 2, LIM_UNLIMITED);
     q.nrcpt = 1;
     ck_assert_int_eq(charge(1.0, t), 1);
     for (int i = 0; i < 5; i++)
@@ -200,7 +201,7 @@ START_TEST(refund_across_edge)
 {
     long long late = EDGE(MINUTE, 1) - 100, next = EDGE(MINUTE, 1);
 
-    one("relay:qc:m:acme", MINUTE, 4);
+    one(fake_ckey('m', "acme"), MINUTE, 4);
     ck_assert_int_eq(admitted_run(1.0, late), 4);
     ck_assert_int_eq(admitted_run(1.0, next), 0);
     /* a charge of the window before is given back to that window */
@@ -214,19 +215,27 @@ END_TEST
 
 START_TEST(refund_of_unknown_subject)
 {
-    one("relay:qc:h:nobody", HOUR, 5);
+    one(fake_ckey('h', "nobody"), HOUR, 5);
     localquota_refund(lq, &q, EDGE(HOUR, 0), EDGE(HOUR, 0));
     ck_assert_uint_eq(localquota_count(lq), 0); /* no entry made for it */
     ck_assert_int_eq(admitted_run(1.0, EDGE(HOUR, 0)), 5);
 }
 END_TEST
 
+/* The counter of window w of customer fmt % i, as keys.h names it. */
+static const char *nth_key(char w, const char *fmt, int i)
+{
+    char name[48];
+
+    snprintf(name, sizeof(name), fmt, i);
+    return fake_ckey(w, name);
+}
+
+/* The minute counters of n customers fmt % 0, fmt % 1, ... */
 static void charge_keys(int n, const char *fmt, long long now, int want)
 {
-    char key[64];
-
     for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), fmt, i);
+        const char *key = nth_key('m', fmt, i);
         one(key, MINUTE, 10);
         int rc = localquota_charge(lq, &q, 1.0, now, &res);
         ck_assert_msg(rc == want, "%s at %lld: %d, want %d", key, now, rc, want);
@@ -235,11 +244,8 @@ static void charge_keys(int n, const char *fmt, long long now, int want)
 
 static void refund_keys(int n, long long charged, long long now)
 {
-    char key[64];
-
     for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "relay:qc:m:c%d", i);
-        one(key, MINUTE, 10);
+        one(nth_key('m', "c%d", i), MINUTE, 10);
         localquota_refund(lq, &q, charged, now);
     }
 }
@@ -250,15 +256,15 @@ START_TEST(entries_expire)
 {
     long long t = EDGE(MINUTE, 0) + 30000;
 
-    charge_keys(20, "relay:qc:m:c%d", t, 0);
+    charge_keys(20, "c%d", t, 0);
     ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 2) - 1);
     ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 2));
     ck_assert_uint_eq(localquota_count(lq), 0);
     /* each charge renews the lifetime */
-    charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 3) - 1, 0);
-    charge_keys(20, "relay:qc:m:c%d", EDGE(MINUTE, 4) - 1, 0);
+    charge_keys(20, "c%d", EDGE(MINUTE, 3) - 1, 0);
+    charge_keys(20, "c%d", EDGE(MINUTE, 4) - 1, 0);
     refund_keys(20, t, EDGE(MINUTE, 4));
     ck_assert_uint_eq(localquota_count(lq), 20);
     refund_keys(20, t, EDGE(MINUTE, 5));
@@ -275,9 +281,9 @@ START_TEST(expired_entries_do_not_fill_table)
     for (int trial = 0; trial < 30; trial++) {
         localquota_free(lq);
         lq = localquota_new(100);
-        snprintf(fmt, sizeof(fmt), "relay:qc:m:old%d-%%d", trial);
+        snprintf(fmt, sizeof(fmt), "old%d-%%d", trial);
         charge_keys(100, fmt, EDGE(MINUTE, 0), 0);
-        snprintf(fmt, sizeof(fmt), "relay:qc:m:new%d-%%d", trial);
+        snprintf(fmt, sizeof(fmt), "new%d-%%d", trial);
         charge_keys(1, fmt, EDGE(MINUTE, 5), 0);
     }
 }
@@ -290,29 +296,25 @@ START_TEST(hard_cap_never_forgets)
     localquota_free(lq);
     lq = localquota_new(4);
     for (int i = 0; i < 4; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "relay:qc:h:s%d", i);
-        one(key, HOUR, 2);
+        one(nth_key('h', "s%d", i), HOUR, 2);
         ck_assert_int_eq(charge(1.0, t), 1);
     }
     ck_assert_uint_eq(localquota_count(lq), 4);
-    one("relay:qc:h:newcomer", HOUR, 2);
+    one(fake_ckey('h', "newcomer"), HOUR, 2);
     ck_assert_int_eq(localquota_charge(lq, &q, 1.0, t, &res), -1);
     ck_assert_int_eq(res.admitted, 0);
     ck_assert_uint_eq(localquota_count(lq), 4);
     /* the known subjects keep their counts: one more each, then refused */
     for (int i = 0; i < 4; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "relay:qc:h:s%d", i);
-        one(key, HOUR, 2);
+        one(nth_key('h', "s%d", i), HOUR, 2);
         ck_assert_int_eq(admitted_run(1.0, t + 1), 1);
     }
     /* a message with a known and a new counter is not half charged */
     q.n = 0;
-    counter("relay:qc:h:s0", HOUR, 100, LIM_UNLIMITED);
-    counter("relay:qc:h:newcomer", HOUR, 100, LIM_UNLIMITED);
+    counter(fake_ckey('h', "s0"), HOUR, 100, LIM_UNLIMITED);
+    counter(fake_ckey('h', "newcomer"), HOUR, 100, LIM_UNLIMITED);
     ck_assert_int_eq(localquota_charge(lq, &q, 1.0, t + 2, &res), -1);
-    one("relay:qc:h:s0", HOUR, 3);
+    one(fake_ckey('h', "s0"), HOUR, 3);
     ck_assert_int_eq(admitted_run(1.0, t + 3), 1);
 }
 END_TEST

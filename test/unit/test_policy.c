@@ -69,13 +69,13 @@ START_TEST(accept_path)
     ck_assert_int_eq(fk.charges, 1);
     ck_assert_int_eq(fk.charged.nrcpt, 3);
     ck_assert_int_eq(fk.charged.n, 4);
-    const struct quota_counter *h = ph_charged("relay:qc:h:acme");
+    const struct quota_counter *h = ph_charged(fake_ckey('h', "acme"));
     ck_assert_ptr_nonnull(h);
     ck_assert_int_eq(h->lim_msg, 5000);
     ck_assert_int_eq(h->lim_rcpt, 5000);
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:m:acme"));
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:d:acme"));
-    ck_assert_ptr_nonnull(ph_charged("relay:qs:h:4:acme:bob@acme.example"));
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('m', "acme")));
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('d', "acme")));
+    ck_assert_ptr_nonnull(ph_charged(fake_skey('h', "acme", "bob@acme.example")));
     ck_assert_int_eq(pol_eom(ph_conn, "QID1"), 0);
     pol_abort(ph_conn); /* after the end: nothing to give back */
     ck_assert_int_eq(fk.refunds, 0);
@@ -112,9 +112,9 @@ START_TEST(malformed_store_values_ignored)
     rcpts(5, POL_CONTINUE); /* config max_recipients 5 still applies */
     rcpts(1, POL_TEMPFAIL);
     pol_data(ph_conn, "Q", &ph_r);
-    ck_assert_int_eq(ph_charged("relay:qc:h:acme")->lim_msg, 5000);
-    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_msg, 10000);
-    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_rcpt, 50000);
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "acme"))->lim_msg, 5000);
+    ck_assert_int_eq(ph_charged(fake_ckey('d', "acme"))->lim_msg, 10000);
+    ck_assert_int_eq(ph_charged(fake_ckey('d', "acme"))->lim_rcpt, 50000);
     pol_eom(ph_conn, "Q");
     ph_finish();
 }
@@ -130,9 +130,9 @@ START_TEST(store_overrides_and_unlimited)
     rcpts(1, POL_CONTINUE);
     pol_data(ph_conn, "Q", &ph_r);
     ph_expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_ptr_null(ph_charged("relay:qc:h:acme"));
-    ck_assert_int_eq(ph_charged("relay:qc:d:acme")->lim_msg, 7);
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:m:acme"));
+    ck_assert_ptr_null(ph_charged(fake_ckey('h', "acme")));
+    ck_assert_int_eq(ph_charged(fake_ckey('d', "acme"))->lim_msg, 7);
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('m', "acme")));
     ck_assert_int_eq(fk.charged.n, 3);
     pol_eom(ph_conn, "Q");
     ph_finish();
@@ -163,7 +163,7 @@ END_TEST
 static void over_quota(const char *action)
 {
     start("accept", action);
-    fk.refuse_key = "relay:qc:h:acme";
+    fake_refuse(fake_ckey('h', "acme"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 12 * 60000;
     ph_mail("<bob@acme.example>", NULL);
@@ -205,7 +205,7 @@ START_TEST(over_quota_hold)
     assert_clean_text(pol_hold_reason(ph_conn));
     ck_assert_int_eq(fk.refunds, 0);
     /* the next message, within quota, is not held */
-    fk.refuse_key = NULL;
+    fake_refuse(NULL);
     ph_mail("<bob@acme.example>", NULL);
     rcpts(1, POL_CONTINUE);
     pol_data(ph_conn, "QID2", &ph_r);
@@ -227,7 +227,7 @@ END_TEST
 START_TEST(recipient_metric_text)
 {
     start("accept", "tempfail");
-    fk.refuse_key = "relay:qs:h:4:acme:bob@acme.example";
+    fake_refuse(fake_skey('h', "acme", "bob@acme.example"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 3 * 3600000LL;
     ph_mail("<bob@acme.example>", NULL);
@@ -236,7 +236,7 @@ START_TEST(recipient_metric_text)
     ph_expect(POL_TEMPFAIL, "451", "4.7.1");
     ck_assert_str_eq(
         ph_r.text, "quota exceeded: sender_messages_per_hour 500 for acme, retry in 3h");
-    fk.refuse_key = "relay:qc:d:acme";
+    fake_refuse(fake_ckey('d', "acme"));
     fk.refuse_metric = 'r';
     fk.retry_ms = 30000;
     ph_mail("<bob@acme.example>", NULL);
@@ -322,7 +322,7 @@ START_TEST(store_down_at_mail)
     rcpts(1, POL_TEMPFAIL); /* the config's limits still hold */
     pol_data(ph_conn, "Q", &ph_r);
     ph_expect(POL_CONTINUE, NULL, NULL);
-    ck_assert_int_eq(ph_charged("relay:qc:h:acme")->lim_msg, 5000);
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "acme"))->lim_msg, 5000);
     pol_eom(ph_conn, "Q");
     ph_finish();
 
@@ -364,7 +364,7 @@ START_TEST(sasl_customer_from_store)
 {
     start("accept", "tempfail");
     snprintf(fk.customer, sizeof(fk.customer), "bigco");
-    fk.refuse_key = "relay:qc:h:bigco";
+    fake_refuse(fake_ckey('h', "bigco"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 60000;
     ph_mail("<x@bigco.example>", "someone");
@@ -373,9 +373,10 @@ START_TEST(sasl_customer_from_store)
     ck_assert_str_eq(fk.fallback, "sasl:someone");
     rcpts(1, POL_CONTINUE);
     pol_data(ph_conn, "Q", &ph_r);
-    ck_assert_int_eq(ph_charged("relay:qc:h:bigco")->lim_msg, 7000);
-    ck_assert_ptr_null(ph_charged("relay:qc:h:acme")); /* not the network's customer */
-    ph_expect(POL_REJECT, "550", "5.7.1");             /* bigco's action */
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "bigco"))->lim_msg, 7000);
+    ck_assert_ptr_null(
+        ph_charged(fake_ckey('h', "acme"))); /* not the network's customer */
+    ph_expect(POL_REJECT, "550", "5.7.1");   /* bigco's action */
     ck_assert_str_eq(ph_r.text,
                      "quota exceeded: messages_per_hour 7000 for bigco, retry in 60s");
     pol_abort(ph_conn);
@@ -390,7 +391,7 @@ START_TEST(sasl_customer_from_config)
     ck_assert_str_eq(fk.fallback, "acme");
     rcpts(1, POL_CONTINUE);
     pol_data(ph_conn, "Q", &ph_r);
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:h:acme"));
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('h', "acme")));
     pol_eom(ph_conn, "Q");
     ph_finish();
 }
@@ -409,8 +410,8 @@ START_TEST(fallback_identities)
     ck_assert_str_eq(fk.fallback, "ip:2001:db8:5:6::/64");
     rcpts(1, POL_CONTINUE);
     pol_data(ph_conn, "Q", &ph_r);
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:h:ip:2001:db8:5:6::/64"));
-    ck_assert_int_eq(ph_charged("relay:qc:h:ip:2001:db8:5:6::/64")->lim_msg, 1000);
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('h', "ip:2001:db8:5:6::/64")));
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "ip:2001:db8:5:6::/64"))->lim_msg, 1000);
     pol_eom(ph_conn, "Q");
     ph_finish();
 }
@@ -449,9 +450,7 @@ START_TEST(reply_text_sanitised)
     fk.retry_ms = 1000;
     ph_mail("<bob@acme.example>", "someone");
     rcpts(1, POL_CONTINUE);
-    char key[256];
-    snprintf(key, sizeof(key), "relay:qc:h:%s", evil);
-    fk.refuse_key = key;
+    fake_refuse(fake_ckey('h', evil));
     pol_data(ph_conn, "Q", &ph_r);
     ph_expect(POL_TEMPFAIL, "451", "4.7.1");
     assert_clean_text(ph_r.text);
@@ -466,7 +465,7 @@ START_TEST(hold_reason_sanitised)
     start("accept", "hold");
     snprintf(fk.customer, sizeof(fk.customer), "ev%%il n\xc3\xa4me");
     fake_field("action", "hold");
-    fk.refuse_key = "relay:qc:h:ev%il n\xc3\xa4me";
+    fake_refuse(fake_ckey('h', "ev%il n\xc3\xa4me"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 1000;
     ph_mail("<bob@acme.example>", "someone");

@@ -388,7 +388,7 @@ static void over_quota_event(const char *action)
 {
     start(ACME);
     fake_field("action", action);
-    fk.refuse_key = "relay:qc:h:acme";
+    fake_refuse(fake_ckey('h', "acme"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 60000;
     ph_mail("<Bob@Acme.Example>", NULL);
@@ -447,7 +447,7 @@ START_TEST(local_result_refunded_locally)
     ck_assert_int_eq(fk.refunded.local, 0);
     /* a local refusal is a refusal like any other */
     fk.charge_local = 1;
-    fk.refuse_key = "relay:qc:h:acme";
+    fake_refuse(fake_ckey('h', "acme"));
     fk.refuse_metric = 'm';
     fk.retry_ms = 1000;
     ph_mail("<bob@acme.example>", NULL);
@@ -470,7 +470,7 @@ START_TEST(on_store_error_local)
     pol_data(ph_conn, "Q", &ph_r);
     ph_expect(POL_CONTINUE, NULL, NULL);
     ck_assert_int_eq(fk.charges, 1);
-    ck_assert_int_eq(ph_charged("relay:qc:h:acme")->lim_msg, 1000);
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "acme"))->lim_msg, 1000);
     pol_eom(ph_conn, "Q");
     /* the fallback could not decide either */
     fk.fail_charge = 1;

@@ -47,7 +47,7 @@ START_TEST(spellings_are_one_login)
         send_one("<x@acme.example>", spellings[i], POL_CONTINUE);
         ck_assert_str_eq(fk.login, "bob@relay.example");
         ck_assert_str_eq(fk.fallback, "acme");
-        ck_assert_ptr_nonnull(ph_charged("relay:qc:h:acme"));
+        ck_assert_ptr_nonnull(ph_charged(fake_ckey('h', "acme")));
     }
     ph_finish();
 }
@@ -66,8 +66,9 @@ START_TEST(unknown_own)
     ck_assert_str_eq(fk.event[0].customer, "sasl:initech@relay.example");
     ck_assert_str_eq(fk.event[0].login, "initech@relay.example");
     send_one("<x@free.example>", "initech", POL_CONTINUE);
-    ck_assert_ptr_nonnull(ph_charged("relay:qc:h:sasl:initech@relay.example"));
-    ck_assert_int_eq(ph_charged("relay:qc:h:sasl:initech@relay.example")->lim_msg, 1000);
+    ck_assert_ptr_nonnull(ph_charged(fake_ckey('h', "sasl:initech@relay.example")));
+    ck_assert_int_eq(ph_charged(fake_ckey('h', "sasl:initech@relay.example"))->lim_msg,
+                     1000);
     ph_finish();
 }
 END_TEST
@@ -95,7 +96,7 @@ START_TEST(unknown_refuse_and_tempfail)
         send_one("<x@acme.example>", "bob", POL_CONTINUE);
         snprintf(fk.customer, sizeof(fk.customer), "initech");
         send_one("<x@initech.example>", "carol", POL_CONTINUE);
-        ck_assert_ptr_nonnull(ph_charged("relay:qc:h:initech"));
+        ck_assert_ptr_nonnull(ph_charged(fake_ckey('h', "initech")));
         ph_finish();
     }
 }
