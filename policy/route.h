@@ -43,7 +43,7 @@
  *   - TRYAGAIN (a multi-key command while its slot migrates): sent again
  *     after 1, 2, 4, ... ms, at most ROUTE_TRYAGAIN_MAX times and waiting
  *     command_timeout_ms at most in all, so a stage still ends within the
- *     bounds of README "Operations: when Redis fails";
+ *     bounds of doc/OPERATIONS, "Operations: when Redis fails";
  *   - every node has its own connection pool, and so its own circuit breaker
  *     (rpool.h): a dead node costs the customers of its slots a failed call
  *     each, and nobody else anything.
