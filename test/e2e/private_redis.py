@@ -3,7 +3,9 @@
 
     r = PrivateRedis().start()      # 127.0.0.1, a free port, a temp dir
     r.stop(); r.start()             # the same port again, empty (no persistence)
-    r.pause(); r.resume()           # SIGSTOP / SIGCONT: a hung server
+    r.pause(); r.resume()           # SIGSTOP / SIGCONT: a hung server; resume
+                                    # returns once the server has read what
+                                    # was sent to it while it was stopped
     r.cli("PING"); r.cleanup()
 
 on_start(proc) is called after each start (e.g. Harness.adopt, so that the
@@ -77,7 +79,26 @@ class PrivateRedis:
     def resume(self):
         if self.running():
             self.proc.send_signal(signal.SIGCONT)
+            wait_until(self.drained, 10, "redis-server %d reading what it was sent while "
+                       "stopped" % self.port, self.log_tail, interval=0.01)
         self.paused = False
+
+    def drained(self):
+        """True when no byte or connection sent to this server waits in the
+        kernel: every socket on its port has an empty receive queue (for the
+        listening socket, an empty accept queue; /proc/net/tcp's rx_queue).
+        A command sent before this held is carried out before any command
+        sent after it, since Redis runs a command in the same step as it
+        reads it: a call that timed out while the server was stopped and
+        that Redis still carries out (doc/OPERATIONS, "Operations: when
+        Redis fails") is counted before a test reads a counter."""
+        local = ":%04X" % self.port
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(local) and int(fields[4].split(":")[1], 16) > 0:
+                    return False
+        return True
 
     def cli(self, *args):
         """redis-cli on this server; not while it is paused (it would wait)."""
