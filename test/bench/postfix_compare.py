@@ -369,6 +369,15 @@ def main():
             bl.record("postfix", "%d rcpt, %s: CPU us/msg milter + redis, machine added"
                       % (rcpts, mode), "%.0f + %.0f, %+.0f"
                       % (med(runs, "milter_us"), med(runs, "redis_us"), cpu - base_cpu))
+        floor = thr.get((rcpts, "noop-libmilter"))
+        for mode in (m for m in ("inet", "unix", "inet-keep") if floor and m in milters):
+            # relaymilter against the filter on libmilter that does nothing:
+            # what its policy and Redis cost beyond libmilter itself
+            runs = thr[(rcpts, mode)]
+            bl.record("postfix", "%d rcpt, %s / noop-libmilter: delivered (accepted)"
+                      % (rcpts, mode), "%.2f (%.2f)"
+                      % (med(runs, "rate_e2e") / med(floor, "rate_e2e"),
+                         med(runs, "rate") / med(floor, "rate")), "goal >= 0.97")
     print(bl.table(
         "Postfix throughput, smtp-source -s %d -m %d -l 2048 (a session per message), "
         "median of %d round(s); accepted: until smtp-source ends, delivered: until "
