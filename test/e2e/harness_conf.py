@@ -6,7 +6,7 @@
   sasl_smtpd_conf(sasldb)                      Cyrus SASL's smtpd.conf for it
   postfix_master_cf(smtpd_port)                its master.cf
   example_milter_params(path, milter_port)     the lines of postfix-example/main.cf
-  free_port(), listening(port), wait_until(...), check_accounts()
+  free_port(), port_sockets(port), listening(port), wait_until(...), check_accounts()
   stop_process(proc, timeout)                  SIGTERM, then SIGKILL after timeout
 """
 
@@ -45,17 +45,24 @@ def stop_process(proc, timeout=10):
         return False
 
 
-def listening(port):
-    """True when something listens on 127.0.0.1:port (or 0.0.0.0:port).
-    Reads /proc/net/tcp, so nobody gets a stray connection."""
-    wanted = {"0100007F:%04X" % port, "00000000:%04X" % port}
+def port_sockets(port):
+    """(local address, state, receive queue) of every TCP socket whose local
+    port is port, from /proc/net/tcp (hex fields; state 0A is LISTEN; for a
+    listening socket the queue is its accept queue). Reading it makes no
+    connection, so a test leaves no stray one behind."""
+    suffix = ":%04X" % port
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             cols = line.split()
-            if cols[1] in wanted and cols[3] == "0A":  # TCP_LISTEN
-                return True
-    return False
+            if cols[1].endswith(suffix):
+                yield cols[1], cols[3], int(cols[4].split(":")[1], 16)
+
+
+def listening(port):
+    """True when something listens on 127.0.0.1:port (or 0.0.0.0:port)."""
+    wanted = {"0100007F:%04X" % port, "00000000:%04X" % port}
+    return any(addr in wanted and state == "0A" for addr, state, _ in port_sockets(port))
 
 
 def wait_until(pred, timeout, what, detail=None, interval=0.05):

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 
-from harness_conf import free_port, wait_until
+from harness_conf import free_port, port_sockets, wait_until
 
 
 class PrivateRedis:
@@ -92,13 +92,7 @@ class PrivateRedis:
         reads it: a call that timed out while the server was stopped and
         that Redis still carries out (doc/OPERATIONS, "Operations: when
         Redis fails") is counted before a test reads a counter."""
-        local = ":%04X" % self.port
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if fields[1].endswith(local) and int(fields[4].split(":")[1], 16) > 0:
-                    return False
-        return True
+        return all(queued == 0 for _, _, queued in port_sockets(self.port))
 
     def cli(self, *args):
         """redis-cli on this server; not while it is paused (it would wait)."""

@@ -9,7 +9,7 @@ does, and checks what the README promises:
   - the milter listens on inet:8890@127.0.0.1 with the sample config and
     decides a message (a milter client speaking as Postfix does) through
     Redis: accepted, its decision line on the terminal without a store error;
-  - with nothing on 127.0.0.1:6379 before, a private redis-server answers
+  - with nothing on 127.0.0.1:6379 before, a private redis-server listens
     there while it runs;
   - Ctrl-C (the terminal's interrupt character) stops it: the script exits
     with 130, the private redis-server is gone and its temp dir removed,
@@ -23,27 +23,20 @@ import glob
 import os
 import pty
 import re
+import select
 import signal
-import socket
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import milterclient as mc  # noqa: E402
 from checks import Checks  # noqa: E402
+from harness_conf import listening  # noqa: E402
 
-MILTER = ("127.0.0.1", 8890)
-REDIS = ("127.0.0.1", 6379)
+MILTER, REDIS = 8890, 6379  # the sample config's, on 127.0.0.1
 DIRS = "/tmp/relaymilter-redis.*"
-
-
-def listening(addr):
-    try:
-        socket.create_connection(addr, timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def alive(pid):
@@ -67,15 +60,16 @@ class Terminal:
 
     def read_until(self, pattern, timeout):
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.out)
-            if m:
-                return m
-            if not self.read_some():
+        while not re.search(pattern, self.out) and time.monotonic() < deadline:
+            if not self.read_some(deadline - time.monotonic()):
                 break
         return re.search(pattern, self.out)
 
-    def read_some(self):
+    def read_some(self, timeout=0.0):
+        """What the terminal shows within timeout seconds; False once the
+        other side has closed it."""
+        if not select.select([self.fd], [], [], max(timeout, 0))[0]:
+            return True
         try:
             data = os.read(self.fd, 4096)
         except OSError:  # EIO: the other side closed
@@ -89,12 +83,11 @@ class Terminal:
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.read_some()
+            self.read_some(0.1)
             pid, st = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.status = os.waitstatus_to_exitcode(st)
                 return self.status
-            time.sleep(0.1)
         return None
 
     def kill(self):
@@ -109,7 +102,7 @@ class Terminal:
 
 
 def decide(ck, term):
-    with mc.MilterClient(MILTER, timeout=5.0) as c:
+    with mc.MilterClient(("127.0.0.1", MILTER), timeout=5.0) as c:
         c.connect_info(addr="127.0.0.1", port=40000, hostname="localhost")
         res = c.send_message(sender="bob@run-local.example", rcpts=["a@example.org"],
                              qid="4RunLocal1")
@@ -124,7 +117,7 @@ def main():
     source = sys.argv[1]
     ck = Checks("run-local")
     if listening(MILTER):
-        print("skipped: something already listens on %s:%d" % MILTER)
+        print("skipped: something already listens on 127.0.0.1:%d" % MILTER)
         return 77
     had_redis = listening(REDIS)
     dirs_before = set(glob.glob(DIRS))
@@ -141,7 +134,7 @@ def main():
             ck("a Redis already on 6379 is used, no private one started",
                redis_pid is None and not new_dirs, term.out[-2000:])
         else:
-            ck("a private redis-server answers on 127.0.0.1:6379",
+            ck("a private redis-server listens on 127.0.0.1:6379",
                redis_pid is not None and alive(redis_pid) and listening(REDIS)
                and len(new_dirs) == 1, term.out[-2000:])
         decide(ck, term)
@@ -151,7 +144,7 @@ def main():
            "status %s\n%s" % (status, term.out[-2000:]))
         ck("nothing listens on 8890 any more", not listening(MILTER))
         if had_redis:
-            ck("the Redis that was there before still answers", listening(REDIS))
+            ck("the Redis that was there before still listens", listening(REDIS))
         else:
             ck("the private redis-server is gone", redis_pid is not None and not alive(redis_pid))
             ck("nothing listens on 6379 any more", not listening(REDIS))
