@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * limits - the limit fields of a customer (relaymilter.conf(5), LIMIT FIELDS) and their inheritance.
+ * limits - the limit fields of a customer (relaymilter.conf(5), LIMIT FIELDS) and their
+ * inheritance.
  *
  * One table names every field once; the config loader, the Redis override
  * parser and the quota builder all index it, so a field name is spelled in one

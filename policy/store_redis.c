@@ -19,6 +19,7 @@
 #include "lastread.h"
 #include "lookcache.h"
 #include "localquota.h"
+#include "quotaargs.h"
 #include "log.h"
 #include "metrics.h"
 #include "route.h"
@@ -229,70 +230,6 @@ static int redis_lookup(struct store *base, const struct store_lookup_req *req,
     return rc;
 }
 
-enum { QARGS_MAX = 3 + QUOTA_MAX_COUNTERS + 1 + 3 + 5 * QUOTA_MAX_COUNTERS + 7 };
-
-struct qargs {
-    const char *argv[QARGS_MAX];
-    size_t lens[QARGS_MAX];
-    char num[QARGS_MAX][24];
-    int argc, nnum;
-};
-
-static void push(struct qargs *a, const char *s, size_t len)
-{
-    a->argv[a->argc] = s;
-    a->lens[a->argc++] = len;
-}
-
-static void push_str(struct qargs *a, const char *s)
-{
-    push(a, s ? s : "", s ? strlen(s) : 0);
-}
-
-static void push_num(struct qargs *a, long long v)
-{
-    snprintf(a->num[a->nnum], sizeof(a->num[0]), "%lld", v);
-    push_str(a, a->num[a->nnum++]);
-}
-
-/* EVALSHA sha NKEYS counter... [events] op nrcpt NC (window lim_m lim_r name_m
- * name_r)... tail (relay.lua). events_key: the stream to record a refusal in
- * within the call, or NULL (a refund; or a cluster, where the stream lies in
- * another slot than the counters). */
-static void quota_args(struct store_redis *s, const struct quota_req *q, const char *op,
-                       long long charged_ms, struct qargs *a, const char *events_key)
-{
-    a->argc = 2;
-    a->nnum = 0;
-    push_num(a, q->n + (events_key != NULL));
-    for (int i = 0; i < q->n; i++)
-        push(a, q->c[i].key, q->c[i].keylen);
-    if (events_key != NULL)
-        push_str(a, events_key);
-    push_str(a, op);
-    push_num(a, q->nrcpt);
-    push_num(a, q->n);
-    for (int i = 0; i < q->n; i++) {
-        push_num(a, q->c[i].window_ms);
-        push_num(a, q->c[i].lim_msg);
-        push_num(a, q->c[i].lim_rcpt);
-        push_str(a, lim_field_name(q->c[i].field_msg));
-        push_str(a, lim_field_name(q->c[i].field_rcpt));
-    }
-    if (charged_ms >= 0) {
-        push_num(a, charged_ms);
-        return;
-    }
-    const struct store_event *ev = q->event;
-    push_num(a, s->events_maxlen);
-    push_str(a, ev ? ev->qid : "");
-    push_str(a, ev ? ev->customer : "");
-    push_str(a, ev ? ev->login : "");
-    push_str(a, ev ? ev->sender : "");
-    push_str(a, ev ? ev->recipients : "");
-    push_str(a, ev ? ev->action : "");
-}
-
 static int parse_charge(const struct quota_req *q, const redisReply *r,
                         struct quota_result *res)
 {
@@ -374,7 +311,7 @@ static int cluster_event(struct store_redis *s, const struct store_event *ev,
 static int quota_call(struct store_redis *s, const struct quota_req *q, const char *op,
                       long long charged_ms, struct quota_result *res, char *err)
 {
-    struct qargs a;
+    struct quotaargs a;
     char events_key[512];
     int rc = -1, cluster = route_is_cluster(s->route);
     /* One primary records a refusal inside the charge; a cluster cannot (the
@@ -388,7 +325,7 @@ static int quota_call(struct store_redis *s, const struct quota_req *q, const ch
         res->admitted = 1;
         return 0;
     }
-    quota_args(s, q, op, charged_ms, &a, in_call ? events_key : NULL);
+    quotaargs_build(&a, q, op, charged_ms, in_call ? events_key : NULL, s->events_maxlen);
     /* Every counter of the message has the customer's hash tag (keys.h):
      * the first one's slot is all of theirs. */
     redisReply *r = route_call(s->route, cluster_keyslot(q->c[0].key, q->c[0].keylen),
@@ -421,9 +358,11 @@ static int redis_charge(struct store *base, const struct quota_req *q,
         return 0;
     if (s->local == NULL)
         return -1;
-    if (localquota_charge(s->local, q, s->local_share, wall_ms(), res) != 0) {
+    int rc = localquota_charge(s->local, q, s->local_share, wall_ms(), res);
+    if (rc != 0) {
         size_t len = strlen(err);
-        snprintf(err + len, STORE_ERR_MAX - len, "; local table full");
+        snprintf(err + len, STORE_ERR_MAX - len, "; %s",
+                 rc == -1 ? "local table full" : "local fallback failed");
         return -1;
     }
     res->local = 1;

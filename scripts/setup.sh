@@ -4,7 +4,7 @@
 # build relaymilter into ./build. Used by run-local.sh and test.sh.
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev libmicrohttpd-dev check
+PKGS="build-essential cmake pkg-config libmilter-dev libhiredis-dev libconfig-dev libidn2-dev libmicrohttpd-dev liblua5.1-0-dev check
       redis-server redis-tools postfix python3 miltertest curl sasl2-bin libsasl2-modules
       debhelper m4 lintian
       clang libclang-rt-14-dev clang-tidy cppcheck valgrind

@@ -9,8 +9,8 @@
 #include "breaker.h"
 #include "testutil.h"
 
-/* The numbers of doc/OPERATIONS, "when Redis fails": 3 failures in a row; back-off 100-200 ms doubling up
- * to 2-4 s. */
+/* The numbers of doc/OPERATIONS, "when Redis fails": 3 failures in a row; back-off
+ * 100-200 ms doubling up to 2-4 s. */
 enum { THRESHOLD = 3, BASE_MS = 200, MAX_MS = 4000 };
 
 static struct breaker b;

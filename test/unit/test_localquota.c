@@ -96,8 +96,10 @@ START_TEST(exact_admission_at_share)
     ck_assert_int_eq(res.admitted, 0);
     ck_assert_int_eq(res.counter, 0);
     ck_assert_int_eq(res.metric, 'm');
-    ck_assert_int_gt(res.retry_ms, 0);
-    ck_assert_int_le(res.retry_ms, HOUR);
+    /* relay.lua's retry time, as Redis would give it: the rest of this hour,
+     * then a tenth of the next, when the first of the 10 has faded out. */
+    ck_assert_int_eq(res.retry_ms, HOUR - 1000 + HOUR / 10);
+    ck_assert_int_eq(res.local_limit, 10);
     /* another subject has its own count */
     one(fake_ckey('h', "beta"), HOUR, 40);
     ck_assert_int_eq(admitted_run(0.25, t), 10);
