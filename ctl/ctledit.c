@@ -92,33 +92,60 @@ static int limits_unset(struct ctl *ctl, const char *key, const char *field)
     return CTL_OK;
 }
 
+/* Each FIELD VALUE pair checked (a field at most once, so the command has
+ * at most LIM_NFIELDS pairs), then all of them in one HSET: a refused pair
+ * writes none. */
+static int limits_set(struct ctl *ctl, const char *key, int n, char **pairs)
+{
+    char(*value)[32] = xmalloc((size_t)(n / 2) * sizeof(*value));
+    const char **cmd = xmalloc((size_t)(n + 2) * sizeof(*cmd));
+    unsigned char given[LIM_NFIELDS] = {0};
+    int rc = CTL_OK;
+    long long added;
+
+    cmd[0] = "HSET";
+    cmd[1] = key;
+    for (int i = 0; rc == CTL_OK && i < n; i += 2) {
+        int id = lim_field_find(pairs[i]);
+        if (id < 0) {
+            ctlout_err("unknown limit field '%s' (see relaymilter-ctl help)",
+                       ctlout_shown(pairs[i]));
+            rc = CTL_EUSAGE;
+        } else if (given[id]++) {
+            ctlout_err("limit field %s given twice", pairs[i]);
+            rc = CTL_EUSAGE;
+        } else {
+            rc = limit_value(id, pairs[i + 1], value[i / 2], sizeof(value[i / 2]));
+        }
+        cmd[i + 2] = pairs[i];
+        cmd[i + 3] = value[i / 2];
+    }
+    if (rc == CTL_OK && int_cmd(ctl, key, n + 2, cmd, &added) != CTL_OK)
+        rc = CTL_EREDIS;
+    for (int i = 0; rc == CTL_OK && i < n; i += 2)
+        printf("%s: %s = %s\n", ctlout_shown(key), pairs[i], value[i / 2]);
+    free(cmd);
+    free(value);
+    return rc;
+}
+
 int ctledit_limits(struct ctl *ctl, int argc, char **argv)
 {
-    char key[CTLUSAGE_KEY_MAX], value[32];
-    long long n;
+    char key[CTLUSAGE_KEY_MAX];
     int rc = customer_key(ctl, argv[0], key, sizeof(key));
 
     if (rc != CTL_OK)
         return rc;
-    if (strcmp(argv[1], "unset") == 0 && argc == 3)
-        return limits_unset(ctl, key, argv[2]);
-    if (argc != 3) {
+    if (strcmp(argv[1], "unset") == 0 && argc >= 3) {
+        for (int i = 2; rc == CTL_OK && i < argc; i++)
+            rc = limits_unset(ctl, key, argv[i]);
+        return rc;
+    }
+    if (argc % 2 == 0) {
         ctlout_err("usage: limits CUSTOMER FIELD VALUE, or limits CUSTOMER unset FIELD");
         return CTL_EUSAGE;
     }
-    int id = lim_field_find(argv[1]);
-    if (id < 0) {
-        ctlout_err("unknown limit field '%s' (see relaymilter-ctl help)",
-                   ctlout_shown(argv[1]));
-        return CTL_EUSAGE;
-    }
-    if ((rc = limit_value(id, argv[2], value, sizeof(value))) != CTL_OK)
-        return rc;
-    const char *cmd[] = {"HSET", key, argv[1], value};
-    if (int_cmd(ctl, key, 4, cmd, &n) != CTL_OK)
-        return CTL_EREDIS;
-    printf("%s: %s = %s\n", ctlout_shown(key), argv[1], value);
-    return CTL_OK;
+    return limits_set(ctl, key, argc - 1, argv + 1);
 }
 
 int ctledit_suspend(struct ctl *ctl, int argc, char **argv)

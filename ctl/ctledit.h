@@ -7,7 +7,8 @@
  * names, addr.h for senders; every key name comes from keys.h.
  *
  * Interface (ctl_cmd_fn, argv after the command name):
- *   ctledit_limits    limits CUSTOMER FIELD VALUE | limits CUSTOMER unset FIELD
+ *   ctledit_limits    limits CUSTOMER FIELD VALUE [FIELD VALUE]... (every pair
+ *                     checked, then one HSET) | limits CUSTOMER unset FIELD...
  *   ctledit_suspend, ctledit_resume              CUSTOMER
  *   ctledit_own, ctledit_disown                  DOMAIN CUSTOMER
  *   ctledit_block, ctledit_unblock               DOMAIN

@@ -15,7 +15,8 @@
 #include "store.h"
 #include "xalloc.h"
 
-enum { CTLREDIS_ARGV_MAX = 32, CTLREDIS_SCAN_COUNT = 1000 };
+/* The longest command: HSET KEY and a pair for each limit field (34). */
+enum { CTLREDIS_ARGV_MAX = 64, CTLREDIS_SCAN_COUNT = 1000 };
 
 struct ctlredis {
     struct route *route;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * ctlshow - limits, whois and events for relaymilter-ctl; see ctlshow.h.
+ * ctlshow - limits, fields, whois and events for relaymilter-ctl; see ctlshow.h.
  */
 #include "ctlshow.h"
 
@@ -116,6 +116,57 @@ int ctlshow_limits(struct ctl *ctl, int argc, char **argv)
         limits_text(argv[0], key, r);
     freeReplyObject(r);
     return rc;
+}
+
+/* ---- fields ------------------------------------------------------------ */
+
+/* A field's kind, and the value that lifts it (NULL: action restricts
+ * nothing by itself). */
+static const char *field_kind(int id, const char **lifted)
+{
+    static const char *const kinds[] = {[LIM_KIND_COUNT] = "count",
+                                        [LIM_KIND_BOOL] = "bool",
+                                        [LIM_KIND_ACTION] = "action"};
+    static const char *const lift[] = {
+        [LIM_KIND_COUNT] = "-1", [LIM_KIND_BOOL] = "0", [LIM_KIND_ACTION] = NULL};
+    enum lim_kind k = lim_field_kind(id);
+
+    *lifted = lift[k];
+    return kinds[k];
+}
+
+int ctlshow_fields(struct ctl *ctl, int argc, char **argv)
+{
+    struct ctlout_json j = {.f = stdout};
+    const char *lifted;
+
+    (void)argc;
+    (void)argv;
+    if (ctl->json) {
+        ctlout_json_open(&j, '{');
+        ctlout_json_key(&j, "fields");
+        ctlout_json_open(&j, '[');
+    }
+    for (int id = 0; id < LIM_NFIELDS; id++) {
+        const char *kind = field_kind(id, &lifted);
+        if (!ctl->json) {
+            printf("%-30s %-7s %s\n", lim_field_name(id), kind, lifted ? lifted : "-");
+            continue;
+        }
+        ctlout_json_open(&j, '{');
+        ctlout_json_key(&j, "field");
+        ctlout_json_cstr(&j, lim_field_name(id));
+        ctlout_json_key(&j, "kind");
+        ctlout_json_cstr(&j, kind);
+        ctlout_json_key(&j, "lifted");
+        ctlout_json_cstr(&j, lifted);
+        ctlout_json_close(&j, '}');
+    }
+    if (ctl->json) {
+        ctlout_json_close(&j, ']');
+        ctlout_json_close(&j, '}');
+    }
+    return CTL_OK;
 }
 
 /* ---- whois LOGIN ---------------------------------------------------------- */

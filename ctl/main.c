@@ -46,14 +46,17 @@ static const char usage_text[] =
     "  -P PREFIX      key prefix (default relay:)\n"
     "  -a PASSWORD    Redis password (better: the config file or REDISCLI_AUTH)\n"
     "  --user NAME    Redis ACL user name\n"
-    "  --json         usage, limits CUSTOMER, whois, events: one JSON document\n"
+    "  --json         usage, limits CUSTOMER, fields, whois, events: one JSON\n"
+    "                 document\n"
     "  -y, --yes      reset without asking\n"
     "\n"
     "Commands:\n"
     "  usage CUSTOMER                   the customer's usage in every window\n"
     "  limits CUSTOMER                  the limit overrides stored in Redis\n"
-    "  limits CUSTOMER FIELD VALUE      set one limit field\n"
-    "  limits CUSTOMER unset FIELD      remove an override (inherit the config's)\n"
+    "  limits CUSTOMER FIELD VALUE ...  set limit fields (one or more pairs)\n"
+    "  limits CUSTOMER unset FIELD ...  remove overrides (inherit the config's)\n"
+    "  fields                           the limit fields, their kinds, the value\n"
+    "                                   that lifts each\n"
     "  suspend CUSTOMER                 refuse every message of CUSTOMER\n"
     "  resume CUSTOMER                  lift a suspension set in Redis\n"
     "  reset CUSTOMER [SENDER]          clear the counters of CUSTOMER (or of one\n"
@@ -84,18 +87,21 @@ static int cmd_limits(struct ctl *ctl, int argc, char **argv)
     return argc == 1 ? ctlshow_limits(ctl, argc, argv) : ctledit_limits(ctl, argc, argv);
 }
 
+/* max: the most arguments a command takes, ANY for no bound */
+enum { ANY = -1 };
+
 static const struct command {
     const char *name;
     int min, max;
     ctl_cmd_fn *fn;
 } commands[] = {
-    {"usage", 1, 1, ctlusage_cmd},      {"limits", 1, 3, cmd_limits},
+    {"usage", 1, 1, ctlusage_cmd},      {"limits", 1, ANY, cmd_limits},
     {"suspend", 1, 1, ctledit_suspend}, {"resume", 1, 1, ctledit_resume},
     {"reset", 1, 2, ctledit_reset},     {"own", 2, 2, ctledit_own},
     {"disown", 2, 2, ctledit_disown},   {"block", 1, 1, ctledit_block},
     {"unblock", 1, 1, ctledit_unblock}, {"sasl", 2, 2, ctledit_sasl},
     {"unsasl", 1, 1, ctledit_unsasl},   {"whois", 1, 1, ctlshow_whois},
-    {"events", 0, 1, ctlshow_events},
+    {"events", 0, 1, ctlshow_events},   {"fields", 0, 0, ctlshow_fields},
 };
 
 /* Where the value of an option that takes one goes (not -a), or NULL. */
@@ -308,7 +314,7 @@ int main(int argc, char **argv)
             ctlout_err("unknown command '%s' (see relaymilter-ctl help)",
                        ctlout_shown(argv[i]));
             rc = CTL_EUSAGE;
-        } else if (n < c->min || n > c->max) {
+        } else if (n < c->min || (c->max != ANY && n > c->max)) {
             ctlout_err("wrong number of arguments for '%s' (see relaymilter-ctl help)",
                        c->name);
             rc = CTL_EUSAGE;

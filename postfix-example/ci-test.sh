@@ -9,14 +9,16 @@
 # this client: with --auth-user the customer its login resolves to, else
 # "ip:ADDRESS", the address this script connects from):
 #   0. with --auth-user: the login must be accepted (one more "passed");
-#   1. sets the customer's limits in Redis (HSET PREFIXlimits:CUSTOMER
-#      messages_per_minute N, action tempfail) and clears its counters;
+#   1. sets the customer's limits with relaymilter-ctl: messages_per_minute N,
+#      action tempfail, every other limit field lifted; clears its counters;
 #   2. sends N messages: each must get 250;
 #   3. sends one more: it must get 451 4.7.1 "quota exceeded:
 #      messages_per_minute N for CUSTOMER";
-#   4. HSET action reject; one more message must get 550 5.7.1;
-#   5. puts the customer's Redis limits back as they were and clears the
+#   4. sets action reject; one more message must get 550 5.7.1;
+#   5. puts the customer's limit overrides back as they were and clears the
 #      counters it made.
+# Every Redis key is read and written by relaymilter-ctl(1), with the
+# relaymilter.conf it reads: its Redis, prefix and sasl.realm.
 #
 # Options:
 #   --limit N           messages under the limit (default 3)
@@ -24,31 +26,24 @@
 #                       each message, for a relay that relays only for logins
 #   --auth-password PW  its password, or
 #   --auth-password-file FILE  a file whose first line is the password
-#   --realm REALM       sasl.realm of relaymilter.conf, if set: a login without
-#                       "@" is then LOGIN@REALM to relaymilter
 #   --customer NAME     the customer relaymilter makes of this client. Default:
-#                       with --auth-user, the one the login resolves to as
-#                       relaymilter does it (the login in lower case, @REALM
-#                       added; the field of that name in the hash PREFIXsasl,
-#                       else sasl:LOGIN), so give --customer when
-#                       relaymilter.conf's customers[].sasl maps the login;
-#                       without, ip:ADDRESS of this end of the connection:
-#                       behind NAT or a container port mapping give it, e.g.
-#                       --customer ip:172.18.0.1, or a customer whose
-#                       networks contain that address
+#                       with --auth-user, the one relaymilter-ctl whois gives
+#                       for the login; without, ip:ADDRESS of this end of the
+#                       connection: behind NAT or a container port mapping
+#                       give it, e.g. --customer ip:172.18.0.1, or a customer
+#                       whose networks contain that address
 #   --source ADDR       local address to connect from
 #   --sender ADDR       envelope sender (default ci-test-RANDOM@example.com)
 #   --rcpt ADDR         recipient (default ci-test@example.net); Postfix must
 #                       relay it for this client (mynetworks, or the login)
-#   --redis-cli CMD     how to run redis-cli (default "redis-cli"), e.g.
-#                       "redis-cli -h 127.0.0.1 -p 6379" or
-#                       "docker compose exec -T redis redis-cli"; a password
-#                       goes in REDISCLI_AUTH
-#   --prefix PREFIX     redis.prefix of relaymilter.conf (default relay:)
+#   --ctl CMD           how to run relaymilter-ctl (default "relaymilter-ctl"),
+#                       e.g. "relaymilter-ctl -c /etc/relaymilter.conf" or
+#                       "docker compose exec -T relay relaymilter-ctl"
 #   --timeout SEC       SMTP timeout (default 30)
 #
 # Exit status: 0 every reply as expected, 1 a reply was not, 2 bad usage or
-# no Redis. The last line is "N passed, N failed".
+# relaymilter-ctl (or its Redis) cannot be used. The last line is
+# "N passed, N failed".
 set -eu
 
 usage() {
@@ -56,7 +51,7 @@ usage() {
     exit 2
 }
 limit=3 customer="" source_addr="" sender="" rcpt="ci-test@example.net"
-redis_cli="redis-cli" prefix="relay:" timeout=30 auth_user="" auth_password="" realm=""
+ctl="relaymilter-ctl" timeout=30 auth_user="" auth_password=""
 while [ $# -gt 0 ]; do
     case $1 in
     --limit) limit=${2:?}; shift 2 ;;
@@ -66,12 +61,10 @@ while [ $# -gt 0 ]; do
     --auth-password-file)
         [ -r "${2:?}" ] || { echo "ci-test.sh: cannot read $2" >&2; exit 2; }
         auth_password=$(head -n 1 "$2"); shift 2 ;;
-    --realm) realm=${2:?}; shift 2 ;;
     --source) source_addr=${2:?}; shift 2 ;;
     --sender) sender=${2:?}; shift 2 ;;
     --rcpt) rcpt=${2:?}; shift 2 ;;
-    --redis-cli) redis_cli=${2:?}; shift 2 ;;
-    --prefix) prefix=${2:?}; shift 2 ;;
+    --ctl) ctl=${2:?}; shift 2 ;;
     --timeout) timeout=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     --) shift; break ;;
@@ -85,10 +78,11 @@ case $limit in '' | *[!0-9]*) echo "ci-test.sh: --limit must be a number" >&2; e
 [ -z "$auth_user" ] || [ -n "$auth_password" ] ||
     { echo "ci-test.sh: --auth-user needs --auth-password or --auth-password-file" >&2; exit 2; }
 
-export CI_HOST=$1 CI_PORT=$2 CI_LIMIT=$limit CI_CUSTOMER=$customer CI_SOURCE=$source_addr
-export CI_SENDER=$sender CI_RCPT=$rcpt CI_REDIS_CLI=$redis_cli CI_PREFIX=$prefix
-export CI_TIMEOUT=$timeout CI_AUTH_USER=$auth_user CI_AUTH_PASSWORD=$auth_password CI_REALM=$realm
+export CI_HOST="$1" CI_PORT="$2" CI_LIMIT="$limit" CI_CUSTOMER="$customer"
+export CI_SOURCE="$source_addr" CI_SENDER="$sender" CI_RCPT="$rcpt" CI_CTL="$ctl"
+export CI_TIMEOUT="$timeout" CI_AUTH_USER="$auth_user" CI_AUTH_PASSWORD="$auth_password"
 exec python3 - <<'EOF'
+import json
 import os
 import random
 import shlex
@@ -104,12 +98,12 @@ EDIT_IN_FORCE_S = 2
 
 env = os.environ
 host, port = env["CI_HOST"], int(env["CI_PORT"])
-limit, prefix = int(env["CI_LIMIT"]), env["CI_PREFIX"]
+limit = int(env["CI_LIMIT"])
 timeout = float(env["CI_TIMEOUT"])
 source = env["CI_SOURCE"] or None
 sender = env["CI_SENDER"] or "ci-test-%08x@example.com" % random.getrandbits(32)
 rcpt = env["CI_RCPT"]
-redis_cli = shlex.split(env["CI_REDIS_CLI"])
+ctl_cmd = shlex.split(env["CI_CTL"])
 auth_user, auth_password = env["CI_AUTH_USER"], env["CI_AUTH_PASSWORD"]
 passed = failed = 0
 
@@ -118,15 +112,15 @@ def say(*a):
     print("ci-test.sh:", *a, flush=True)
 
 
-def redis(*args):
-    res = subprocess.run(redis_cli + [str(a) for a in args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, timeout=30)
-    out = res.stdout.strip()
-    # redis-cli exits 0 on a server error reply: look at the text too.
-    if res.returncode != 0 or out.startswith(("ERR", "WRONGTYPE", "NOAUTH", "Could not")):
-        raise RuntimeError("%s %s: %s%s" % (" ".join(redis_cli), " ".join(map(str, args)),
-                                           out, res.stderr.strip()))
-    return out
+def ctl(*args):
+    """relaymilter-ctl ARGS: its output (parsed with --json first)."""
+    argv = ctl_cmd + [str(a) for a in args]
+    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         timeout=60)
+    if res.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(argv), res.returncode,
+                                                (res.stderr or res.stdout).strip()))
+    return json.loads(res.stdout) if args[0] == "--json" else res.stdout
 
 
 def connect():
@@ -175,13 +169,6 @@ def expect(what, got, code, text_start):
             % (what, code, text_start, c, text, stage))
 
 
-def canonical_login(login, realm):
-    """The login as relaymilter keys it (relaymilter.conf(5), sasl): ASCII
-    lower case, @REALM added to a login without "@" when a realm is set."""
-    login = "".join(c.lower() if c.isascii() else c for c in login)
-    return login + "@" + realm if realm and "@" not in login else login
-
-
 # ---- who are we to relaymilter ------------------------------------------------
 customer = env["CI_CUSTOMER"]
 try:
@@ -200,56 +187,45 @@ except (OSError, smtplib.SMTPException) as e:
     print("0 passed, 1 failed")
     sys.exit(1)
 try:
-    redis("PING")
+    fields = ctl("--json", "fields")["fields"]
     if not customer and auth_user:
-        login = canonical_login(auth_user, env["CI_REALM"])
-        customer = redis("--raw", "HGET", prefix + "sasl", login) or "sasl:" + login
-except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-    say("cannot use Redis: %s" % e)
+        who = ctl("--json", "whois", auth_user)
+        if who["refused"]:
+            say("relaymilter refuses the mail of login %s (%s %s): give --customer"
+                % (auth_user, who["source"], who["rule"]))
+            sys.exit(2)
+        customer = who["customer"]
+    customer = customer or "ip:" + where
+    saved = ctl("--json", "limits", customer)["overrides"]
+except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+    say("cannot use Redis through relaymilter-ctl: %s" % e)
     sys.exit(2)
-customer = customer or "ip:" + where
 say("Postfix %s:%d, customer %s, sender %s, recipient %s" % (host, port, customer, sender, rcpt))
 
-limits_key = prefix + "limits:" + customer
-# The usage counters, as relaymilter names them (relaymilter.conf(5), "REDIS
-# KEYS"): PREFIX qc:W:{CUSTOMER} and PREFIX qs:W:{CUSTOMER}:SENDER. They all
-# carry the hash tag {CUSTOMER}, so one DEL clears them on a Redis Cluster too.
-counters = [prefix + "qc:%s:{%s}" % (w, customer) for w in "mhd"]
-try:
-    saved_fields = subprocess.run(redis_cli + ["--raw", "HGETALL", limits_key],
-                                  stdout=subprocess.PIPE, text=True, timeout=30).stdout
-    # An absent hash prints an empty line: nothing to restore.
-    saved_fields = saved_fields.split("\n")[:-1] if saved_fields.strip() else []
-except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-    say("cannot use Redis: %s" % e)
-    sys.exit(2)
+# The test sets every limit field: the minute limit and the action it tests,
+# each other field at the value that lifts it. Afterwards the fields that had
+# an override get it back, the others are unset. A malformed one (ignored by
+# relaymilter) cannot be written back and is unset too.
+names = [f["field"] for f in fields]
+test_limits = {f["field"]: f["lifted"] for f in fields if f["lifted"] is not None}
+test_limits.update(messages_per_minute=limit, action="tempfail")
+restore = {o["field"]: o["value"] for o in saved
+           if o["field"] in names and o["ignored"] is None}
+for o in saved:
+    if o["field"] in names and o["ignored"] is not None:
+        say("note: %s = %s is malformed, will be unset afterwards" % (o["field"], o["value"]))
 
 
-def sender_counters():
-    keys = []
-    for w in "mhd":
-        pattern = "%sqs:%s:{%s}:*" % (prefix, w, customer)
-        out = redis("--scan", "--pattern", pattern)
-        keys += [k for k in out.split("\n") if k]
-    return keys
-
-
-def reset_counters():
-    keys = counters + sender_counters()
-    redis("DEL", *keys)
+def pairs(d):
+    return [x for kv in d.items() for x in kv]
 
 
 exit_code = 0
 try:
-    # Only the minute limit counts for this test; the others are lifted.
-    reset_counters()
-    redis("DEL", limits_key)
-    redis("HSET", limits_key, "messages_per_minute", limit, "action", "tempfail",
-          "messages_per_hour", -1, "messages_per_day", -1,
-          "recipients_per_minute", -1, "recipients_per_hour", -1, "recipients_per_day", -1,
-          "sender_messages_per_minute", -1, "sender_messages_per_hour", -1,
-          "sender_messages_per_day", -1, "suspended", 0, "own_domains_only", 0)
-    say("redis: HSET %s messages_per_minute %d action tempfail" % (limits_key, limit))
+    ctl("--yes", "reset", customer)
+    ctl("limits", customer, *pairs(test_limits))
+    say("relaymilter-ctl: limits %s messages_per_minute %d action tempfail, the other "
+        "limits lifted" % (customer, limit))
     time.sleep(EDIT_IN_FORCE_S)
 
     for i in range(1, limit + 1):
@@ -257,25 +233,27 @@ try:
     expect("message %d, over messages_per_minute %d" % (limit + 1, limit), send_one(limit + 1),
            451, "4.7.1 quota exceeded: messages_per_minute %d for %s" % (limit, customer))
 
-    redis("HSET", limits_key, "action", "reject")
-    say("redis: HSET %s action reject" % limits_key)
+    ctl("limits", customer, "action", "reject")
+    say("relaymilter-ctl: limits %s action reject" % customer)
     time.sleep(EDIT_IN_FORCE_S)
     expect("over the limit with action reject", send_one(limit + 2),
            550, "5.7.1 quota exceeded: messages_per_minute %d for %s" % (limit, customer))
 except (OSError, smtplib.SMTPException) as e:
     failed += 1
     say("FAIL: SMTP: %r" % (e,))
-except RuntimeError as e:
-    say("Redis: %s" % e)
+except (RuntimeError, subprocess.SubprocessError) as e:
+    say("relaymilter-ctl: %s" % e)
     exit_code = 2
 finally:
     try:
-        redis("DEL", limits_key)
-        if saved_fields:
-            redis("HSET", limits_key, *saved_fields)
-        reset_counters()
-    except RuntimeError as e:
-        say("could not restore %s: %s" % (limits_key, e))
+        if restore:
+            ctl("limits", customer, *pairs(restore))
+        unset = [n for n in names if n not in restore]
+        if unset:
+            ctl("limits", customer, "unset", *unset)
+        ctl("--yes", "reset", customer)
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        say("could not restore the limits of %s: %s" % (customer, e))
 
 if failed and exit_code == 0:
     say("hint: is relaymilter in Postfix's smtpd_milters, and is %s the customer "

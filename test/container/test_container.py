@@ -10,7 +10,9 @@ builds the relay image (postfix-example/Dockerfile) and the Redis image
 (postfix-example/Dockerfile.redis), starts both with host networking on free
 loopback ports, waits for their health checks, then runs
 postfix-example/ci-test.sh against the relay from the host (with and without
-SMTP AUTH) and from inside the relay container, and scrapes /metrics there.
+SMTP AUTH; --ctl runs relaymilter-ctl in the relay container with podman
+exec) and from inside the relay container (plain relaymilter-ctl), and
+scrapes /metrics there.
 Postfix relays for 127.0.0.2 only (MYNETWORKS); 127.0.0.1 must log in, so a
 run from there without AUTH must fail. Every container and image is then
 removed with the store; if this process is killed, a reaper started at the
@@ -23,6 +25,7 @@ cannot use host networking (doc/CI).
 """
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -115,44 +118,43 @@ def run_kit(src, build, store):
     check("redis and relay healthy (%.1f s after start)" % t_healthy, True)
     check.say("start to healthy: %.1f s" % t_healthy)
 
-    redis_cli = "redis-cli -h 127.0.0.1 -p %d" % redis_port
+    # relaymilter-ctl of the relay container, with its /etc/relaymilter.conf
+    ctl = shlex.join([RUN_SH, "exec", RELAY, "relaymilter-ctl"])
     target = ["127.0.0.1", str(smtp_port)]
 
     # ---- ci-test.sh from the host -------------------------------------------
-    res = ci_test("--redis-cli", redis_cli, "--source", NOAUTH_SOURCE, *target)
+    res = ci_test("--ctl", ctl, "--source", NOAUTH_SOURCE, *target)
     check("host, no AUTH, from a client in mynetworks: ci-test.sh passes",
           res.returncode == 0 and last_line(res) == "5 passed, 0 failed"
           and "customer ip:%s," % NOAUTH_SOURCE in res.stdout)
 
-    res = ci_test("--redis-cli", redis_cli, "--source", "127.0.0.1", *target)
+    res = ci_test("--ctl", ctl, "--source", "127.0.0.1", *target)
     check("host, no AUTH, from a client Postfix does not relay for: ci-test.sh fails",
           res.returncode == 1 and "Relay access denied" in res.stdout)
 
-    subprocess.run(["redis-cli", "-p", str(redis_port), "HSET", "relay:sasl", MAPPED,
-                    "ci-sasl-customer"], check=True, stdout=subprocess.DEVNULL, timeout=30)
+    store.run("exec", RELAY, "relaymilter-ctl", "sasl", MAPPED, "ci-sasl-customer")
     with tempfile.NamedTemporaryFile("w", prefix="rm-ci-pw.") as pw:
         pw.write(MAPPED_PW + "\n")
         pw.flush()
-        res = ci_test("--redis-cli", redis_cli, "--source", "127.0.0.1",
+        res = ci_test("--ctl", ctl, "--source", "127.0.0.1",
                       "--auth-user", MAPPED, "--auth-password-file", pw.name, *target)
     check("host, AUTH with a login mapped in PREFIXsasl: ci-test.sh passes for its customer",
           res.returncode == 0 and last_line(res) == "6 passed, 0 failed"
           and "customer ci-sasl-customer," in res.stdout)
 
-    res = ci_test("--redis-cli", redis_cli, "--source", "127.0.0.1",
+    res = ci_test("--ctl", ctl, "--source", "127.0.0.1",
                   "--auth-user", UNMAPPED, "--auth-password", UNMAPPED_PW, *target)
     check("host, AUTH with a login mapped to no customer: ci-test.sh passes for sasl:LOGIN",
           res.returncode == 0 and last_line(res) == "6 passed, 0 failed"
           and "customer sasl:%s," % UNMAPPED.lower() in res.stdout)
 
-    res = ci_test("--redis-cli", redis_cli, "--source", "127.0.0.1",
+    res = ci_test("--ctl", ctl, "--source", "127.0.0.1",
                   "--auth-user", MAPPED, "--auth-password", "wrong", *target)
     check("host, AUTH with a wrong password: ci-test.sh fails",
           res.returncode == 1 and "FAIL: AUTH as %s: 535" % MAPPED in res.stdout)
 
     # ---- ci-test.sh inside the relay container ------------------------------
-    res = ci_test("--redis-cli", redis_cli, "--source", NOAUTH_SOURCE, *target,
-                  inside=RELAY)
+    res = ci_test("--source", NOAUTH_SOURCE, *target, inside=RELAY)
     check("inside the relay container: ci-test.sh passes",
           res.returncode == 0 and last_line(res) == "5 passed, 0 failed")
 

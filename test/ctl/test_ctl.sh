@@ -176,6 +176,50 @@ R HSET relay:limits:acme mesages_per_hour 9 >/dev/null
 run ctl limits acme unset mesages_per_hour
 check "limits unset removes a misspelt field too" eval '[ "$ST" -eq 0 ] && [ "$(R HEXISTS relay:limits:acme mesages_per_hour)" = 0 ]'
 
+# several pairs: one HSET; one refused pair writes none of them
+R DEL relay:limits:multi >/dev/null
+run ctl limits multi messages_per_hour 5 action reject suspended 0
+check "limits with several pairs: each set, one line each" \
+    eval '[ "$ST" -eq 0 ] && [ "$(R HGET relay:limits:multi messages_per_hour)" = 5 ] && [ "$(R HGET relay:limits:multi action)" = reject ] && [ "$(R HGET relay:limits:multi suspended)" = 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" -eq 3 ] && has "$OUT" "relay:limits:multi: action = reject"'
+before=$(R HGETALL relay:limits:multi)
+for bad in "messages_per_day 7 action drop" "messages_per_day 7 nonsense 1" \
+    "messages_per_day 7 max_recipients" "messages_per_day 7 action reject messages_per_day 8"; do
+    # shellcheck disable=SC2086
+    run ctl limits multi $bad
+    check "limits multi $bad: exit 2, nothing written" \
+        eval '[ "$ST" -eq 2 ] && [ -n "$ERR" ] && [ -z "$OUT" ] && [ "$(R HGETALL relay:limits:multi)" = "$before" ]'
+done
+R HSET relay:limits:multi mesages_per_day 9 >/dev/null
+run ctl limits multi unset messages_per_hour action mesages_per_day max_recipients
+check "limits unset of several fields: each removed, one line each" \
+    eval '[ "$ST" -eq 0 ] && [ "$(R HKEYS relay:limits:multi)" = suspended ] && has "$OUT" "removed action" && has "$OUT" "removed mesages_per_day" && has "$OUT" "max_recipients was not set" && has "$ERR" "mesages_per_day is not a limit field"'
+
+# every field at once: one command of 34 arguments
+all=$("$CTL" -c /dev/null fields | while read -r f kind lifted; do
+    [ "$kind" = action ] && lifted=hold
+    printf '%s %s ' "$f" "$lifted"
+done)
+# shellcheck disable=SC2086
+run ctl limits multi $all
+check "limits with every field in one command" \
+    eval '[ "$ST" -eq 0 ] && [ "$(R HLEN relay:limits:multi)" = 16 ] && [ "$(R HGET relay:limits:multi action)" = hold ] && [ "$(R HGET relay:limits:multi max_recipients)" = -1 ]'
+
+# fields: every limit field, its kind, the value that lifts it; no Redis
+run "$CTL" -c /dev/null -p 1 fields
+check "fields: 16 lines, a count lifted by -1, a flag by 0, action by none" \
+    eval '[ "$ST" -eq 0 ] && [ "$(printf "%s\n" "$OUT" | wc -l)" -eq 16 ] && [[ $OUT =~ messages_per_minute\ +count\ +-1 ]] && [[ $OUT =~ suspended\ +bool\ +0 ]] && [[ $OUT =~ action\ +action\ +- ]]'
+run "$CTL" -c /dev/null -p 1 --json fields
+check "fields --json: the same fields, in the order of limits.h" \
+    eval '[ "$ST" -eq 0 ] && python3 -c "
+import json, sys
+f = json.load(sys.stdin)[\"fields\"]
+assert len(f) == 16 and f[0] == {\"field\": \"messages_per_minute\", \"kind\": \"count\", \"lifted\": \"-1\"}, f
+assert {\"field\": \"action\", \"kind\": \"action\", \"lifted\": None} in f, f
+assert {\"field\": \"own_domains_only\", \"kind\": \"bool\", \"lifted\": \"0\"} in f, f
+" <<<"$OUT"'
+run "$CTL" -c /dev/null fields extra
+check "fields takes no argument: exit 2" [ "$ST" -eq 2 ]
+
 R DEL relay:limits:show >/dev/null
 R HSET relay:limits:show messages_per_hour 5000 action reject >/dev/null
 run ctl limits show

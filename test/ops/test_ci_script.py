@@ -9,14 +9,17 @@ against the Postfix + relaymilter of test/e2e/postfix_harness.py and the
 Redis of test/lib/with-redis. It must pass there, leave the customer's Redis
 limits as it found them, and fail (exit 1) when the replies are wrong: with
 the milter stopped, Postfix accepts everything (milter_default_action =
-accept). With --auth-user it runs against the harness's Postfix with Cyrus
-SASL, relaying for logins only: the customer it picks is the one relaymilter
-makes of the login (canonical form, sasl.realm, the PREFIXsasl hash).
-Needs root (Postfix).
+accept). It reaches Redis only through relaymilter-ctl (--ctl: the built one,
+$RM_CTL, else the one beside the milter, with the milter's config). With
+--auth-user it runs against the harness's Postfix with Cyrus SASL, relaying
+for logins only: the customer it picks is the one relaymilter makes of the
+login (relaymilter-ctl whois: the PREFIXsasl hash, customers[].sasl, else
+sasl:LOGIN in canonical form with sasl.realm). Needs root (Postfix).
 """
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,9 @@ import e2e_main  # noqa: E402
 from postfix_harness import SASL_REALM  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "..", "..", "postfix-example", "ci-test.sh")
+# the built relaymilter-ctl: $RM_CTL (set by test/ops/CMakeLists.txt), else
+# the one built beside the milter
+CTL = os.environ.get("RM_CTL")
 # The sample's defaults, as a user's relay would have them.
 SETTINGS = {"limits": {"messages_per_minute": 60, "messages_per_hour": 1000,
                        "max_recipients": 100, "action": "tempfail"}}
@@ -40,9 +46,14 @@ class CiScriptCase(e2e_main.HarnessCase):
         if not self.h.milter_alive():
             self.h.start_milter()
 
+    def ctl(self, *args):
+        """How ci-test.sh runs relaymilter-ctl: with the milter's config."""
+        path = CTL or os.path.join(os.path.dirname(e2e_main.MILTER), "relaymilter-ctl")
+        return shlex.join([path, "-c", self.h.milter_conf] + list(args))
+
     def run_script(self, *args, source="127.0.0.1"):
-        argv = ["sh", SCRIPT, "--redis-cli", "redis-cli -p %d" % self.h.redis_port,
-                "--source", source] + list(args) + ["127.0.0.1", str(self.h.smtpd_port)]
+        argv = ["sh", SCRIPT, "--ctl", self.ctl(), "--source", source] + list(args) + [
+            "127.0.0.1", str(self.h.smtpd_port)]
         res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, timeout=120)
         sys.stderr.write(res.stdout)
@@ -53,7 +64,9 @@ class CiScriptCase(e2e_main.HarnessCase):
 class CiScript(CiScriptCase):
 
     def test_passes_against_postfix(self):
-        self.h.redis("HSET", "relay:limits:ip:127.0.5.1", "messages_per_hour", "777")
+        # A limit override and a field relaymilter ignores: both are kept.
+        self.h.redis("HSET", "relay:limits:ip:127.0.5.1", "messages_per_hour", "777",
+                     "action", "reject", "note", "kept")
         res = self.run_script(source="127.0.5.1")
         self.assertEqual(res.returncode, 0, res.stdout)
         lines = res.stdout.strip().split("\n")
@@ -66,7 +79,7 @@ class CiScript(CiScriptCase):
         self.h.wait_for_deliveries(3)
         # The customer's own override is back, nothing else is left behind.
         self.assertEqual(self.h.redis_json("HGETALL", "relay:limits:ip:127.0.5.1"),
-                         {"messages_per_hour": "777"})
+                         {"messages_per_hour": "777", "action": "reject", "note": "kept"})
         self.assertEqual(self.h.redis("--scan", "--pattern", "relay:q*"), "")
 
     def test_limit_and_customer_options(self):
@@ -94,12 +107,12 @@ class CiScript(CiScriptCase):
         self.assertIn("3 passed, 2 failed", res.stdout)
 
     def test_no_redis_is_exit_2(self):
-        argv = ["sh", SCRIPT, "--redis-cli", "redis-cli -p 1", "127.0.0.1",
-                str(self.h.smtpd_port)]
-        res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, timeout=60)
-        self.assertEqual(res.returncode, 2, res.stdout)
-        self.assertIn("cannot use Redis", res.stdout)
+        for ctl in (self.ctl("-p", "1"), "/nonexistent/relaymilter-ctl"):
+            argv = ["sh", SCRIPT, "--ctl", ctl, "127.0.0.1", str(self.h.smtpd_port)]
+            res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, timeout=60)
+            self.assertEqual(res.returncode, 2, res.stdout)
+            self.assertIn("cannot use Redis through relaymilter-ctl", res.stdout)
 
     def test_usage(self):
         res = subprocess.run(["sh", SCRIPT, "onlyhost"], stdout=subprocess.PIPE,
@@ -112,8 +125,10 @@ class CiScriptSasl(CiScriptCase):
     """ci-test.sh --auth-user against the same Postfix with Cyrus SASL (the
     harness's private sasldb), relaying for logins only: 127.0.6.x is not in
     mynetworks. relaymilter reads logins in the realm SASL_REALM."""
-    settings = dict(SETTINGS, sasl={"realm": SASL_REALM})
-    harness_args = {"sasl_users": {"ci-user": "ci-secret", "Mixed.Case": "mixed-secret"},
+    settings = dict(SETTINGS, sasl={"realm": SASL_REALM},
+                    customers=[{"name": "ci-config", "sasl": ["cfg-user"]}])
+    harness_args = {"sasl_users": {"ci-user": "ci-secret", "Mixed.Case": "mixed-secret",
+                                   "cfg-user": "cfg-secret"},
                     "mynetworks": "127.0.0.1/32"}
 
     def auth(self, user, password, *extra, source="127.0.6.1"):
@@ -132,28 +147,25 @@ class CiScriptSasl(CiScriptCase):
                                      r"messages_per_minute 3 for %s" % re.escape(customer))
 
     def test_default_customer_is_the_login(self):
-        res = self.auth("ci-user", "ci-secret", "--realm", SASL_REALM)
+        res = self.auth("ci-user", "ci-secret")
         self.assert_passed_for(res, "sasl:ci-user@" + SASL_REALM)
         self.assertIn("ok: AUTH as ci-user accepted", res.stdout)
         self.h.wait_for_deliveries(3)
         self.assertEqual(self.h.redis("--scan", "--pattern", "relay:limits:*"), "")
 
     def test_login_in_canonical_form(self):
-        res = self.auth("Mixed.Case", "mixed-secret", "--realm", SASL_REALM,
-                        source="127.0.6.2")
+        res = self.auth("Mixed.Case", "mixed-secret", source="127.0.6.2")
         self.assert_passed_for(res, "sasl:mixed.case@" + SASL_REALM)
 
     def test_login_mapped_in_redis(self):
         self.h.redis("HSET", "relay:sasl", "ci-user@" + SASL_REALM, "ci-customer")
-        res = self.auth("ci-user", "ci-secret", "--realm", SASL_REALM, source="127.0.6.3")
+        res = self.auth("ci-user", "ci-secret", source="127.0.6.3")
         self.assert_passed_for(res, "ci-customer")
 
-    def test_without_the_realm_the_customer_is_wrong(self):
-        # relaymilter appends sasl.realm: ci-test.sh must be told it.
-        res = self.auth("ci-user", "ci-secret", source="127.0.6.4")
-        self.assertEqual(res.returncode, 1, res.stdout)
-        self.assertIn("customer sasl:ci-user,", res.stdout)
-        self.assertIn("FAIL: message 4, over messages_per_minute 3", res.stdout)
+    def test_login_mapped_in_the_config(self):
+        # customers[].sasl: relaymilter-ctl whois reads the same config.
+        res = self.auth("cfg-user", "cfg-secret", source="127.0.6.4")
+        self.assert_passed_for(res, "ci-config")
 
     def test_without_auth_postfix_refuses(self):
         res = self.run_script(source="127.0.6.5")
@@ -161,8 +173,7 @@ class CiScriptSasl(CiScriptCase):
         self.assertIn("Relay access denied", res.stdout)
 
     def test_wrong_password(self):
-        res = self.auth("ci-user", "not-the-password", "--realm", SASL_REALM,
-                        source="127.0.6.6")
+        res = self.auth("ci-user", "not-the-password", source="127.0.6.6")
         self.assertEqual(res.returncode, 1, res.stdout)
         self.assertIn("FAIL: AUTH as ci-user: 535", res.stdout)
         self.assertEqual(res.stdout.strip().split("\n")[-1], "0 passed, 1 failed")

@@ -142,6 +142,14 @@ check "container-relaymilter.conf passes relaymilter -t" \
     bash -c '[ "$("$1" -c "$2" -t)" = "configuration OK" ]' _ "$d/usr/sbin/relaymilter" "$pe/container-relaymilter.conf"
 check "container-entrypoint.sh parses (bash -n)" bash -n "$pe/container-entrypoint.sh"
 check "ci-test.sh parses (sh -n)" sh -n "$pe/ci-test.sh"
+# ci-test.sh reaches Redis through relaymilter-ctl only: the installed one
+# gives it the limit fields (with the container's config, and no Redis).
+check "ci-test.sh drives Redis with --ctl, not redis-cli" bash -c '
+    sh "$1" --help 2>&1 | grep -q -- "--ctl CMD" && ! grep -q "redis-cli" "$1"' _ "$pe/ci-test.sh"
+check "installed relaymilter-ctl --json fields, with container-relaymilter.conf" \
+    bash -c '"$1" -c "$2" --json fields | python3 -c "
+import json, sys
+assert len(json.load(sys.stdin)[\"fields\"]) == 16"' _ "$d/usr/bin/relaymilter-ctl" "$pe/container-relaymilter.conf"
 check "every COPY source of the Dockerfile exists" bash -c '
     cd "$1" && for f in $(sed -n "s/^COPY \(--[^ ]* \)*\([^ ]*\) .*/\2/p" postfix-example/Dockerfile | grep -v "^/"); do
         [ "$f" = . ] || [ -e "$f" ] || { echo "missing: $f"; exit 1; }; done' _ "$src"
