@@ -8,8 +8,9 @@
   - promtool test rules: its unit tests (relaymilter.rules.test.yml) pass;
   - every metric name the rules and the Grafana dashboard use is one that
     relaymilter exports: the daemon is started with metrics.listen on a free
-    loopback port (no Redis needed) and /metrics is scraped (names recorded
-    by the rules themselves, and Prometheus's own "up", count too);
+    loopback port (no Redis needed) and /metrics is scraped, once with one
+    Redis and once with redis.cluster_nodes (the per-node metrics); names
+    recorded by the rules themselves, and Prometheus's own "up", count too;
   - every expression of the dashboard is valid PromQL (promtool checks them
     as recording rules, with Grafana's variables filled in).
 The name check is tried on a misspelt copy first: it must catch it.
@@ -78,13 +79,16 @@ def unknown_names(exprs, known):
     return sorted({n for e in exprs for n in metric_names(e)} - known)
 
 
-def scrape(milter, tmp):
+def scrape(milter, tmp, redis):
+    """/metrics of a daemon started with the redis { } settings given; the
+    Redis it names need not answer (a cluster's seed nodes are listed at
+    start)."""
     port, metrics_port = free_port(), free_port()
     conf = os.path.join(tmp, "relaymilter.conf")
     with open(conf, "w") as f:
         f.write('milter = { socket = "inet:%d@127.0.0.1"; };\n'
-                'redis = { host = "127.0.0.1"; port = %d; };\n'
-                'metrics = { listen = "127.0.0.1:%d"; };\n' % (port, free_port(), metrics_port))
+                'redis = { %s };\n'
+                'metrics = { listen = "127.0.0.1:%d"; };\n' % (port, redis, metrics_port))
     proc = subprocess.Popen([milter, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d/metrics" % metrics_port
@@ -120,11 +124,15 @@ def main():
     check("promtool test rules relaymilter.rules.test.yml", ok, out)
 
     with tempfile.TemporaryDirectory(prefix="rm-monitoring.") as tmp:
-        text = scrape(milter, tmp)
+        text = scrape(milter, tmp, 'host = "127.0.0.1"; port = %d;' % free_port())
+        nodes = ", ".join('"127.0.0.1:%d"' % free_port() for _ in range(2))
+        text += scrape(milter, tmp, "cluster_nodes = [ %s ];" % nodes)
         exported = {line.split("{")[0].split(" ")[0] for line in text.split("\n")
                     if line and not line.startswith("#")}
         check("the daemon exports metrics (%d names)" % len(exported),
               len(exported) >= 10 and "relaymilter_decisions_total" in exported, text)
+        check("with redis.cluster_nodes, per-node metrics too",
+              "relaymilter_redis_node_circuit_open" in exported, text)
 
         with open(rules_file) as f:
             rules_text = f.read()
