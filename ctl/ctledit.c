@@ -142,7 +142,8 @@ int ctledit_limits(struct ctl *ctl, int argc, char **argv)
         return rc;
     }
     if (argc % 2 == 0) {
-        ctlout_err("usage: limits CUSTOMER FIELD VALUE, or limits CUSTOMER unset FIELD");
+        ctlout_err("usage: limits CUSTOMER FIELD VALUE [FIELD VALUE]..., or limits "
+                   "CUSTOMER unset FIELD [FIELD]...");
         return CTL_EUSAGE;
     }
     return limits_set(ctl, key, argc - 1, argv + 1);

@@ -55,6 +55,7 @@ struct localquota {
     lua_State *L;
     int chunk;        /* registry reference of the compiled relay.lua */
     long long now_ms; /* what TIME answers during a call */
+    int failing;      /* the last call failed: logged once until one works */
 };
 
 static size_t hash(const char *s, size_t len)
@@ -108,11 +109,7 @@ static struct localquota_entry *find(struct localquota *lq, const char *key, siz
         sweep(lq, now_ms);
     if (!create || lq->count >= lq->max)
         return NULL;
-    /* Not xcalloc: without memory the table is as good as full, and the
-     * caller answers that (xalloc.h). */
-    struct localquota_entry *e = calloc(1, sizeof(*e) + len);
-    if (e == NULL)
-        return NULL;
+    struct localquota_entry *e = xcalloc(1, sizeof(*e) + len);
     memcpy(e->key, key, len);
     e->keylen = len;
     e->expire_ms = INT64_MAX;
@@ -180,19 +177,24 @@ static int cmd_time(lua_State *L)
     return 1;
 }
 
-/* A missing field is false, as Redis hands a nil bulk reply to Lua. */
+/* As Redis hands them to Lua: a value as text (Redis keeps the text of a
+ * number a script wrote, "%.17g"), a missing field as false (a nil bulk
+ * reply), so the script sees here what it sees in Redis. */
 static int cmd_hmget(lua_State *L)
 {
     struct localquota_entry *e = key_arg(L, 0);
     int n = lua_gettop(L) - 2;
+    char buf[32];
 
     lua_createtable(L, n, 0);
     for (int i = 1; i <= n; i++) {
         int f = field_arg(L, i + 2);
-        if (e != NULL && (e->have & 1u << f))
-            lua_pushnumber(L, e->v[f]);
-        else
+        if (e != NULL && (e->have & 1u << f)) {
+            snprintf(buf, sizeof(buf), "%.17g", e->v[f]);
+            lua_pushstring(L, buf);
+        } else {
             lua_pushboolean(L, 0);
+        }
         lua_rawseti(L, -2, i);
     }
     return 1;
@@ -346,6 +348,20 @@ static void set_array(lua_State *L, const char *name, const struct quotaargs *a,
     lua_setglobal(L, name);
 }
 
+/* A failing script is logged when it starts failing and when it works again,
+ * not for every message: an outage must not multiply log lines. err: the
+ * failure, or NULL for a call that worked. 0, or -1 for a failure. */
+static int note_state(struct localquota *lq, const char *err)
+{
+    if (err != NULL && !lq->failing)
+        msg_warn("local fallback: relay.lua failed: %s (logged once until it works)",
+                 err);
+    else if (err == NULL && lq->failing)
+        msg_info("local fallback: relay.lua works again");
+    lq->failing = err != NULL;
+    return err != NULL ? -1 : 0;
+}
+
 /* relay.lua with a's nkeys KEYS and its ARGV at now_ms: its reply on the stack, 0; or
  * -1, logged (a reply that is an error counts as one). */
 static int run(struct localquota *lq, const struct quotaargs *a, int nkeys,
@@ -358,20 +374,20 @@ static int run(struct localquota *lq, const struct quotaargs *a, int nkeys,
     set_array(L, "KEYS", a, keys, keys + nkeys);
     set_array(L, "ARGV", a, keys + nkeys, a->argc);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lq->chunk);
-    if (lua_pcall(L, 0, 1, 0) != 0) {
-        msg_warn("local fallback: relay.lua: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return -1;
+    if (lua_pcall(L, 0, 1, 0) == 0) {
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushliteral(L, "a reply that is not a table");
+        } else {
+            lua_getfield(L, -1, "err");
+            if (!lua_isstring(L, -1)) {
+                lua_pop(L, 1);
+                return note_state(lq, NULL); /* the reply stays */
+            }
+            lua_replace(L, -2); /* the error text in place of the reply */
+        }
     }
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "err");
-        const char *err = lua_tostring(L, -1);
-        if (err != NULL)
-            msg_warn("local fallback: relay.lua: %s", err);
-        lua_pop(L, 1);
-        if (err == NULL)
-            return 0;
-    }
+    note_state(lq, lua_tostring(L, -1)); /* the error text, alone on the stack */
     lua_pop(L, 1);
     return -1;
 }
@@ -404,7 +420,7 @@ static int parse_charge(lua_State *L, const struct quota_req *q, struct quota_re
     res->counter = i;
     res->metric = m;
     res->local_limit = m == 'm' ? q->c[i].lim_msg : q->c[i].lim_rcpt;
-    res->retry_ms = (long long)reply_at(L, 4);
+    res->retry_ms = quota_retry_bound(q, i, (long long)reply_at(L, 4));
     return 0;
 }
 

@@ -84,3 +84,12 @@ void quota_refusal_text(const struct quota_req *q, const struct quota_result *re
         snprintf(buf, len, "quota exceeded: %s %lld for %s, retry in %s",
                  lim_field_name(field), limit, customer, when);
 }
+
+/* A sliding window counter frees up within two windows (the previous
+ * window's share fades out over the current one); anything beyond is garbage
+ * from the store, bounded so later arithmetic cannot overflow. */
+long long quota_retry_bound(const struct quota_req *q, int counter, long long retry_ms)
+{
+    long long most = 2 * q->c[counter].window_ms;
+    return retry_ms < 0 ? 0 : retry_ms > most ? most : retry_ms;
+}

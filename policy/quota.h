@@ -11,6 +11,8 @@
  *   quota_refusal_text(q, res, customer, buf, len)
  *       "quota exceeded: messages_per_hour 1000 for acme, retry in 12m"
  *   quota_format_duration(ms, buf, len)   "45s", "12m", "3h"
+ *   quota_retry_bound(q, counter, retry_ms)
+ *       a refusal's retry time as a store answered it, within [0, 2 windows]
  *
  * Counter keys are named by keys.h.
  */
@@ -58,5 +60,6 @@ int quota_build(struct quota_req *q, const char *prefix, const char *customer,
 void quota_refusal_text(const struct quota_req *q, const struct quota_result *res,
                         const char *customer, char *buf, size_t len);
 void quota_format_duration(long long ms, char *buf, size_t len);
+long long quota_retry_bound(const struct quota_req *q, int counter, long long retry_ms);
 
 #endif

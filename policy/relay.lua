@@ -122,6 +122,18 @@ local function as_of(epoch, e, m, r, pm, pr)
   return 0, 0, 0, 0
 end
 
+-- The window to judge in, and the elapsed fraction of it. A counter stored
+-- in a later window than the clock's (a clock that stepped back: a failover
+-- to a server whose clock is behind, or a local caller's late stamp) is
+-- judged in its own window from that window's start, the strictest reading:
+-- taking the clock's would find neither window, count nothing and, on the
+-- write, lose both windows' counts, lifting the limit.
+local function window_of(now, w, e)
+  local epoch = math.floor(now / w)
+  if e and e > epoch then return e, 0 end
+  return epoch, (now % w) / w
+end
+
 -- The sliding estimate over the last window: the previous window's count
 -- weighted by the share of it still inside, plus the current window's count.
 -- The charge judges by it and relaymilter-ctl usage reports it.
@@ -159,16 +171,16 @@ if op == 'charge' then
   for i = 1, NC do
     local a = 5 * i - 1
     local w, lm, lr = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    local epoch = math.floor(now / w)
     local ok, e, m, r, pm, pr = load(KEYS[i])
     if not ok then
+      local epoch = math.floor(now / w)
       call('PEXPIREAT', KEYS[i], (epoch + 2) * w)
       local metric = lm >= 0 and 'm' or 'r'
       record(i, metric, now)
       return { 0, i, metric, (epoch + 2) * w - now }
     end
+    local epoch, f = window_of(now, w, e)
     m, r, pm, pr = as_of(epoch, e, m, r, pm, pr)
-    local f = (now % w) / w
     local metric, retry
     if lm >= 0 and estimate(pm, m, f) + 1 > lm then
       metric, retry = 'm', retry_after(w, f, pm, m, 1, lm)
@@ -232,12 +244,11 @@ if op == 'usage' then
   local out = { now }
   for i = 1, #KEYS do
     local w = tonumber(ARGV[i + 1])
-    local epoch = math.floor(now / w)
     local present = call('EXISTS', KEYS[i])
     local ok, e, m, r, pm, pr = load(KEYS[i])
     if ok then
+      local epoch, f = window_of(now, w, e)
       m, r, pm, pr = as_of(epoch, e, m, r, pm, pr)
-      local f = (now % w) / w
       out[i + 1] = { 0, present, text(estimate(pm, m, f)), text(estimate(pr, r, f)),
         text(m), text(r), text(pm), text(pr),
         decay_ms(w, epoch, now, m, pm), decay_ms(w, epoch, now, r, pr) }

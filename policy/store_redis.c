@@ -250,11 +250,7 @@ static int parse_charge(const struct quota_req *q, const redisReply *r,
         return -1;
     res->counter = (int)idx - 1;
     res->metric = metric[0];
-    /* A sliding window counter frees up within two windows (the previous
-     * window's share fades out over the current one); anything beyond is
-     * garbage from the store, bounded so later arithmetic cannot overflow. */
-    long long most = 2 * q->c[res->counter].window_ms;
-    res->retry_ms = retry < 0 ? 0 : retry > most ? most : retry;
+    res->retry_ms = quota_retry_bound(q, res->counter, retry);
     return 0;
 }
 

@@ -42,8 +42,9 @@
 #   --timeout SEC       SMTP timeout (default 30)
 #
 # Exit status: 0 every reply as expected, 1 a reply was not, 2 bad usage or
-# relaymilter-ctl (or its Redis) cannot be used. The last line is
-# "N passed, N failed".
+# relaymilter-ctl (or its Redis) cannot be used, also when the customer's
+# limits could not be put back afterwards; 143 on SIGTERM (the limits are put
+# back first). The last line is "N passed, N failed".
 set -eu
 
 usage() {
@@ -86,6 +87,7 @@ import json
 import os
 import random
 import shlex
+import signal
 import smtplib
 import socket
 import subprocess
@@ -221,6 +223,9 @@ def pairs(d):
 
 
 exit_code = 0
+# A cancelled CI job (SIGTERM) still puts the limits back: the handler
+# raises SystemExit here, so the finally below runs.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 try:
     ctl("--yes", "reset", customer)
     ctl("limits", customer, *pairs(test_limits))
@@ -245,15 +250,17 @@ except (RuntimeError, subprocess.SubprocessError) as e:
     say("relaymilter-ctl: %s" % e)
     exit_code = 2
 finally:
-    try:
-        if restore:
-            ctl("limits", customer, *pairs(restore))
-        unset = [n for n in names if n not in restore]
-        if unset:
-            ctl("limits", customer, "unset", *unset)
-        ctl("--yes", "reset", customer)
-    except (RuntimeError, subprocess.SubprocessError) as e:
-        say("could not restore the limits of %s: %s" % (customer, e))
+    # Each step on its own, so that one failing does not skip the others; a
+    # customer left with the test's limits is a failed run (exit 2).
+    unset = [n for n in names if n not in restore]
+    for step in ([["limits", customer] + pairs(restore)] if restore else []) + \
+            ([["limits", customer, "unset"] + unset] if unset else []) + \
+            [["--yes", "reset", customer]]:
+        try:
+            ctl(*step)
+        except (RuntimeError, subprocess.SubprocessError) as e:
+            say("could not restore %s: %s" % (customer, e))
+            exit_code = 2
 
 if failed and exit_code == 0:
     say("hint: is relaymilter in Postfix's smtpd_milters, and is %s the customer "

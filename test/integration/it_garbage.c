@@ -3,7 +3,8 @@
  * it_garbage - garbage in Redis never lifts a limit and never crashes:
  * counter fields that are not numbers count as full (refused, nothing
  * admitted) and the key gets an expiry; staff keys of the wrong type make the
- * lookup report garbage, and the config limits apply.
+ * lookup report garbage, and the config limits apply; a counter stored in a
+ * window ahead of the server's clock keeps its counts and its limit.
  */
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +85,29 @@ static void test_counters(struct store *s, const struct rm_config *cfg, redisCon
     CHECK(!res.admitted, "garbage window number: admitted");
     long long t = pttl(rc, it_ckey("gb:", 'm', "g6"));
     CHECK(t > 0 && t <= 2 * MINUTE_MS, "garbage window number: PTTL %lld", t);
+}
+
+/* A counter written in a later window than Redis's clock says it is (the
+ * clock stepped back: a failover to a server whose clock is behind) is
+ * judged in its own window: the limit holds and its counts stay. */
+static void test_counter_ahead(struct store *s, const struct rm_config *cfg,
+                               redisContext *rc)
+{
+    struct quota_req q;
+    struct quota_result res;
+    const char *key = it_ckey("gb:", 'm', "g10");
+    long long ahead = it_redis_ms(rc) / MINUTE_MS + 1, m = -1;
+
+    it_cmd_ok(rc, "HSET %s e %lld m 2 r 2 pm 0 pr 0", key, ahead);
+    it_quota(&q, cfg, "g10", "a@garbage.example", 1);
+    it_charge(s, &q, &res);
+    CHECK(res.admitted, "counter ahead, 2 of 3: refused");
+    it_charge(s, &q, &res);
+    CHECK(!res.admitted, "counter ahead, 3 of 3 counted: admitted");
+    key = it_ckey("gb:", 'm', "g10");
+    CHECK(it_hget(rc, key, "m", &m) == 1 && m == 3, "counter ahead: m %lld, want 3", m);
+    CHECK(it_hget(rc, key, "e", &m) == 1 && m == ahead,
+          "counter ahead: window %lld moved", m);
 }
 
 /* A counter key that is not a hash (somebody SET it): never an admission. */
@@ -198,6 +222,7 @@ int main(void)
     it_avoid_boundary(rc, MINUTE_MS, 10000);
     test_counters(s, cfg, rc);
     test_counter_wrong_type(s, cfg, rc);
+    test_counter_ahead(s, cfg, rc);
     test_limits_wrong_type(s, rc);
     test_odd_fields(s, rc);
     test_policy(cfg, s); /* the snapshot owns cfg from here */

@@ -106,6 +106,53 @@ class CiScript(CiScriptCase):
         self.assertEqual(res.returncode, 1, res.stdout)
         self.assertIn("3 passed, 2 failed", res.stdout)
 
+    def test_restore_failing_is_exit_2_and_other_steps_run(self):
+        # A tool that refuses the unset step: the run fails (exit 2), and the
+        # steps after it (the counters' reset) still run.
+        self.h.redis("FLUSHALL")
+        with tempfile.TemporaryDirectory(prefix="rm-ci.") as tmp:
+            wrapper = os.path.join(tmp, "ctl")
+            with open(wrapper, "w") as f:
+                f.write('#!/bin/sh\ncase " $* " in *" unset "*) echo refused >&2; '
+                        'exit 1 ;; esac\nexec %s "$@"\n' % self.ctl())
+            os.chmod(wrapper, 0o755)
+            argv = ["sh", SCRIPT, "--ctl", wrapper, "--source", "127.0.5.5",
+                    "127.0.0.1", str(self.h.smtpd_port)]
+            res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, timeout=120)
+        sys.stderr.write(res.stdout)
+        self.assertEqual(res.returncode, 2, res.stdout)
+        self.assertIn("could not restore ip:127.0.5.5", res.stdout)
+        self.assertEqual(res.stdout.strip().split("\n")[-1], "5 passed, 0 failed")
+        self.assertEqual(self.h.redis("--scan", "--pattern", "relay:q*"), "")
+
+    def test_sigterm_puts_the_limits_back(self):
+        # A CI job cancelled while the test's limits are set: exit 143, the
+        # customer's override as it was, no counters left.
+        self.h.redis("FLUSHALL")
+        self.h.redis("HSET", "relay:limits:ip:127.0.5.6", "messages_per_hour", "55")
+        argv = ["sh", SCRIPT, "--ctl", self.ctl(), "--source", "127.0.5.6",
+                "127.0.0.1", str(self.h.smtpd_port)]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            out = ""
+            while "limits lifted" not in out:  # the test's limits are in Redis
+                line = proc.stdout.readline()
+                self.assertTrue(line, out)
+                out += line
+            proc.terminate()
+            out += proc.communicate(timeout=60)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        sys.stderr.write(out)
+        self.assertEqual(proc.returncode, 143, out)
+        self.assertEqual(self.h.redis_json("HGETALL", "relay:limits:ip:127.0.5.6"),
+                         {"messages_per_hour": "55"})
+        self.assertEqual(self.h.redis("--scan", "--pattern", "relay:q*"), "")
+
     def test_no_redis_is_exit_2(self):
         for ctl in (self.ctl("-p", "1"), "/nonexistent/relaymilter-ctl"):
             argv = ["sh", SCRIPT, "--ctl", ctl, "127.0.0.1", str(self.h.smtpd_port)]

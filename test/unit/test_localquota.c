@@ -178,6 +178,24 @@ START_TEST(sliding_window_edge)
 }
 END_TEST
 
+/* Threads stamp a message, then wait for the table: one stamped just before
+ * a window edge may run after one stamped just after it. It is counted in
+ * the later window; neither window's counts are lost. */
+START_TEST(late_stamp_at_edge)
+{
+    enum { DAY = 24 * HOUR };
+
+    one(fake_ckey('d', "acme"), DAY, 100);
+    for (int i = 0; i < 60; i++)
+        ck_assert_int_eq(charge(1.0, EDGE(DAY, 1) - HOUR), 1);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(charge(1.0, EDGE(DAY, 1) + 1), 1);
+    ck_assert_int_eq(charge(1.0, EDGE(DAY, 1) - 1), 1); /* the late one */
+    /* 60 of the day before at full weight, and the 6 of this day */
+    ck_assert_int_eq(admitted_run(1.0, EDGE(DAY, 1) + 2), 34);
+}
+END_TEST
+
 START_TEST(refund_restores)
 {
     long long t = EDGE(HOUR, 0) + 10;
@@ -335,6 +353,7 @@ static Suite *localquota_suite(void)
     tcase_add_test(adm, recipients_counted);
     tcase_add_test(adm, all_or_nothing);
     tcase_add_test(adm, sliding_window_edge);
+    tcase_add_test(adm, late_stamp_at_edge);
     tcase_add_test(adm, refund_restores);
     tcase_add_test(adm, refund_across_edge);
     tcase_add_test(adm, refund_of_unknown_subject);
